@@ -1,0 +1,63 @@
+"""Published numbers for every registered model (../shared/reference/paper_tables.md).
+
+``params`` is the exact trainable-parameter count of the released architecture as timm builds
+it (paper_tables.md "Params computed = timm"; for Lite, B8, L2 counted on timm's
+``tf_efficientnet_{lite0..4,b8,l2}`` built with ``pretrained=False``). ``gmacs`` is the conv + FC
+multiply-add count at ``eval_size`` from the same tables (``None`` where the tables have none).
+``paper_params``/``paper_flops`` are the rounded figures the papers print, ``top1`` their
+ImageNet top-1 at the eval size; ``source`` names the table.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+  params: int
+  gmacs: float | None
+  paper_params: str | None
+  paper_flops: str | None
+  top1: float | None
+  source: str
+
+
+_V1 = 'EfficientNet paper Table 2 / TPU README (AutoAugment)'
+_V2 = 'EfficientNetV2 official release table (automl README)'
+_RX = 'ReXNet README'
+_LITE = 'params: timm tf_efficientnet_lite* (official definition); no top-1 in the references'
+
+PUBLISHED: dict[str, Published] = {
+    'efficientnet_b0': Published(5_288_548, 0.386, '5.3M', '0.39B', 77.1, _V1),
+    'efficientnet_b1': Published(7_794_184, 0.687, '7.8M', '0.70B', 79.1, _V1),
+    'efficientnet_b2': Published(9_109_994, 0.994, '9.2M', '1.0B', 80.1, _V1),
+    'efficientnet_b3': Published(12_233_232, 1.827, '12M', '1.8B', 81.6, _V1),
+    'efficientnet_b4': Published(19_341_616, 4.394, '19M', '4.2B', 82.9, _V1),
+    'efficientnet_b5': Published(30_389_784, 10.266, '30M', '9.9B', 83.6, _V1),
+    'efficientnet_b6': Published(43_040_704, 19.068, '43M', '19B', 84.0, _V1),
+    'efficientnet_b7': Published(66_347_960, 37.746, '66M', '37B', 84.3, _V1),
+    'efficientnet_b8': Published(87_413_142, None, None, None, 85.5,
+                                 'TPU README (AdvProp + AA); params: timm tf_efficientnet_b8'),
+    'efficientnet_l2': Published(480_309_308, None, None, None, 88.4,
+                                 'TPU README (NoisyStudent, extra data); params: timm '
+                                 'tf_efficientnet_l2'),
+    'efficientnet_lite0': Published(4_652_008, None, None, None, None, _LITE),
+    'efficientnet_lite1': Published(5_416_680, None, None, None, None, _LITE),
+    'efficientnet_lite2': Published(6_092_072, None, None, None, None, _LITE),
+    'efficientnet_lite3': Published(8_197_096, None, None, None, None, _LITE),
+    'efficientnet_lite4': Published(13_006_568, None, None, None, None, _LITE),
+    'efficientnetv2_s': Published(21_458_488, 8.366, '21.5M', '8.4B', 83.9, _V2),
+    'efficientnetv2_m': Published(54_139_356, 24.582, '54.1M', '24.7B', 85.2, _V2),
+    'efficientnetv2_l': Published(118_515_272, 56.080, '119.5M', '56.3B', 85.7, _V2),
+    'efficientnetv2_xl': Published(208_119_808, 93.353, '208M', '94B', 87.2,
+                                   _V2 + ' (ImageNet-21k pre-trained)'),
+    'efficientnetv2_b0': Published(7_139_704, 0.718, '7.1M', '0.72B', 78.7, _V2),
+    'efficientnetv2_b1': Published(8_141_052, 1.197, '8.1M', '1.2B', 79.8, _V2),
+    'efficientnetv2_b2': Published(10_096_086, 1.698, '10.1M', '1.7B', 80.5, _V2),
+    'efficientnetv2_b3': Published(14_358_406, 3.011, '14.4M', '3.0B', 82.1, _V2),
+    'rexnet_100': Published(4_796_873, 0.398, '4.8M', '0.40B', 77.9, _RX),
+    'rexnet_130': Published(7_557_091, 0.662, '7.6M', '0.66B', 79.5, _RX),
+    'rexnet_150': Published(9_728_593, 0.876, '9.7M', '0.88B', 80.3, _RX),
+    'rexnet_200': Published(16_366_620, 1.529, '16M', '1.5B', 81.6, _RX),
+    'rexnet_300': Published(34_708_792, 3.396, '34M', '3.4B', 82.8, _RX),
+}

@@ -1,0 +1,199 @@
+"""Module behaviour: init/apply API, features, padding, stochastic depth, residuals, dtypes."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from effnet_jax.models import (create_model, decode_arch, extract_features, get_model_config,
+                               list_models)
+from effnet_jax.models.blocks import BLOCKS
+from effnet_jax.models.layers import DropPath, conv_padding
+
+
+@pytest.fixture(scope='module')
+def b0_small():
+  model = create_model('efficientnet_b0', num_classes=10, width_mult=0.25, depth_mult=0.25)
+  images = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+  variables = jax.jit(lambda x: model.init(jax.random.key(1), x, train=False))(images)
+  return model, variables, images
+
+
+def test_init_apply_api(b0_small):
+  model, variables, images = b0_small
+  assert set(variables) == {'params', 'batch_stats'}
+  logits = jax.jit(model.apply)(variables, images)
+  assert logits.shape == (4, 10)
+  train_logits, updates = jax.jit(lambda v, x, k: model.apply(
+      v, x, train=True, mutable=['batch_stats'], rngs={'dropout': k}))(
+          variables, images, jax.random.key(2))
+  assert train_logits.shape == (4, 10)
+  changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)),
+                                   variables['batch_stats'], updates['batch_stats'])
+  assert all(jax.tree_util.tree_leaves(changed))  # every BN running statistic moved
+  with pytest.raises(Exception, match='dropout'):  # stochastic layers need an rng at train time
+    jax.eval_shape(lambda v: model.apply(v, images, train=True, mutable=['batch_stats']),
+                   variables)
+
+
+def test_eval_is_deterministic_and_train_is_stochastic(b0_small):
+  model, variables, images = b0_small
+  evaluate = jax.jit(model.apply)
+  np.testing.assert_array_equal(evaluate(variables, images), evaluate(variables, images))
+  train = jax.jit(lambda k: model.apply(variables, images, train=True, mutable=['batch_stats'],
+                                        rngs={'dropout': k})[0])
+  run = lambda seed: train(jax.random.key(seed))
+  assert not np.allclose(run(1), run(2))
+  np.testing.assert_array_equal(run(3), run(3))
+
+
+def test_features_per_stage(b0_small):
+  model, variables, images = b0_small
+  feats = jax.jit(lambda v, x: extract_features(model, v, x))(variables, images)
+  assert set(feats) == {'stem', 'head'} | {f'stage{i}' for i in range(1, 8)}  # jit sorts keys
+  strides = {k: 32 // v.shape[1] for k, v in feats.items()}
+  assert strides == {'stem': 2, 'stage1': 2, 'stage2': 4, 'stage3': 8, 'stage4': 16,
+                     'stage5': 16, 'stage6': 32, 'stage7': 32, 'head': 32}
+  head = jax.jit(lambda v, f: model.apply(v, f, method='forward_head'))(variables, feats['head'])
+  np.testing.assert_allclose(head, jax.jit(model.apply)(variables, images), rtol=1e-5, atol=1e-6)
+
+
+def test_backbone_without_classifier():
+  model = create_model('rexnet_100', num_classes=0, width_mult=0.5)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  assert 'classifier' not in variables['params']
+  out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 32, 32, 3))), variables)
+  assert out.shape == (2, 640)
+
+
+def test_tf_same_padding_puts_the_extra_pixel_bottom_right():
+  x = jax.random.normal(jax.random.key(0), (1, 8, 8, 1))
+  k = jax.random.normal(jax.random.key(1), (3, 3, 1, 1))
+  conv = lambda pad: jax.lax.conv_general_dilated(x, k, (2, 2), pad, dimension_numbers=(
+      'NHWC', 'HWIO', 'NHWC'))
+  np.testing.assert_allclose(conv(conv_padding('same', 3, 2)), conv([(0, 1), (0, 1)]), atol=1e-6)
+  np.testing.assert_allclose(conv(conv_padding('symmetric', 3, 2)), conv([(1, 1), (1, 1)]),
+                             atol=1e-6)
+  assert conv_padding('symmetric', 5, 2) == ((2, 2), (2, 2))
+  with pytest.raises(ValueError, match='unknown padding'):
+    conv_padding('valid', 3, 1)
+
+
+def test_padding_choice_changes_outputs_not_params():
+  images = jax.random.normal(jax.random.key(0), (1, 32, 32, 3))
+  same = create_model('efficientnet_b0', width_mult=0.25, depth_mult=0.25, num_classes=3)
+  sym = create_model('efficientnet_b0', width_mult=0.25, depth_mult=0.25, num_classes=3,
+                     padding='symmetric')
+  variables = jax.jit(same.init)(jax.random.key(0), images)
+  outputs = [jax.jit(m.apply)(variables, images) for m in (same, sym)]
+  assert not np.allclose(*outputs)
+
+
+def test_drop_path_identity_at_eval_and_keep_probability_at_train():
+  x = jnp.ones((20000, 2, 2, 3))
+  layer = DropPath(0.3)
+  np.testing.assert_array_equal(layer.apply({}, x, train=False), x)
+  np.testing.assert_array_equal(DropPath(0.0).apply({}, x, train=True), x)
+  y = layer.apply({}, x, train=True, rngs={'dropout': jax.random.key(0)})
+  per_sample = np.asarray(y).reshape(len(x), -1)
+  kept = per_sample[:, 0] != 0
+  assert np.all(per_sample == per_sample[:, :1])  # whole samples are kept or dropped
+  np.testing.assert_allclose(per_sample[kept], 1 / 0.7, rtol=1e-6)  # survivors scaled by 1/keep
+  assert kept.mean() == pytest.approx(0.7, abs=0.01)
+
+
+def block_pair(block_string, cin):
+  """The same block with and without its residual, sharing parameters."""
+  (spec,), = decode_arch([[block_string]], stem_channels=cin, round_channels=False)
+  (spec_noskip,), = decode_arch([[block_string + '_noskip']], stem_channels=cin,
+                                round_channels=False)
+  cls = BLOCKS[spec.block_type]
+  return cls(spec), cls(spec_noskip), spec
+
+
+@pytest.mark.parametrize('block_string, cin', [
+    ('ir_r1_k3_s1_e6_c8_se0.25', 8), ('ir_r1_k5_s1_e1_c8_se0.25', 8),
+    ('fu_r1_k3_s1_e4_c8', 8), ('fu_r1_k3_s1_e1_c8', 8), ('lb_r1_k3_s1_e6_c12_se1/12', 8)])
+def test_residual_adds_input_to_first_input_channels(block_string, cin):
+  skip, noskip, spec = block_pair(block_string, cin)
+  assert spec.skip
+  x = jax.random.normal(jax.random.key(0), (2, 6, 6, cin))
+  variables = skip.init(jax.random.key(1), x)
+  delta = skip.apply(variables, x) - noskip.apply(variables, x)
+  expected = jnp.concatenate([x, jnp.zeros((2, 6, 6, spec.out_channels - cin))], axis=-1)
+  np.testing.assert_allclose(delta, expected, atol=1e-5)
+
+
+def param_tree_shapes(model):
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  return jax.tree_util.tree_map(lambda a: a.shape, variables['params'])
+
+
+def test_block_layouts():
+  """Layer names and shapes of one block of each type (the converters' target layout)."""
+  v1 = param_tree_shapes(create_model('efficientnet_b0'))
+  assert v1['stages_0']['blocks_0']['dw']['conv']['kernel'] == (3, 3, 1, 32)
+  assert v1['stages_1']['blocks_0']['expand']['conv']['kernel'] == (1, 1, 16, 96)
+  assert v1['stages_1']['blocks_0']['se']['reduce']['kernel'] == (96, 4)
+  assert v1['stages_1']['blocks_0']['project']['conv']['kernel'] == (1, 1, 96, 24)
+  v2 = param_tree_shapes(create_model('efficientnetv2_s'))
+  assert set(v2['stages_0']['blocks_0']) == {'fused'}
+  assert v2['stages_1']['blocks_0']['fused']['conv']['kernel'] == (3, 3, 24, 96)
+  assert 'se' not in v2['stages_2']['blocks_0'] and 'se' in v2['stages_3']['blocks_0']
+  rx = param_tree_shapes(create_model('rexnet_100'))
+  assert rx['stages_2']['blocks_0']['se']['reduce']['kernel'] == (228, 19)
+  assert set(rx['stages_2']['blocks_0']['se']) == {'reduce', 'bn', 'expand'}
+
+
+def test_lite_uses_relu6_and_no_se():
+  config = get_model_config('efficientnet_lite0')
+  assert config.activation == 'relu6'
+  assert 'se' not in str(param_tree_shapes(create_model('efficientnet_lite0')))
+
+
+def test_compute_and_param_dtypes():
+  images = jnp.ones((2, 32, 32, 3))
+  model = create_model('efficientnetv2_b0', width_mult=0.25, depth_mult=0.25, dtype='bfloat16')
+  variables = jax.eval_shape(model.init, jax.random.key(0), images)
+  assert {x.dtype for x in jax.tree_util.tree_leaves(variables)} == {jnp.dtype('float32')}
+  feats = jax.eval_shape(lambda v: model.apply(v, images, method='forward_features'), variables)
+  assert feats['head'].dtype == jnp.bfloat16
+  logits = jax.jit(model.apply)(jax.jit(model.init)(jax.random.key(0), images), images)
+  assert logits.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(logits)))
+  model16 = create_model('efficientnetv2_b0', width_mult=0.25, depth_mult=0.25,
+                         dtype='bf16', param_dtype='bf16')
+  params = jax.eval_shape(model16.init, jax.random.key(0), images)['params']
+  assert {x.dtype for x in jax.tree_util.tree_leaves(params)} == {jnp.dtype('bfloat16')}
+
+
+def test_metadata():
+  v2s = get_model_config('efficientnetv2_s')
+  assert (v2s.train_size, v2s.eval_size, v2s.crop_mode, v2s.interpolation) == (
+      300, 384, 'squash', 'bilinear')
+  assert v2s.bn_momentum == 0.9 and v2s.round_limit == 0.0
+  b3 = get_model_config('efficientnet_b3')
+  assert b3.crop_fraction == pytest.approx(300 / 332) and b3.interpolation == 'bicubic'
+  assert (b3.dropout_rate, b3.drop_path_rate, b3.padding) == (0.3, 0.2, 'same')
+  rx = get_model_config('rexnet_150')
+  assert (rx.padding, rx.bn_eps, rx.drop_path_rate, rx.crop_fraction) == (
+      'symmetric', 1e-5, 0.0, 0.875)
+  for name in list_models():
+    c = get_model_config(name)
+    assert c.padding == ('symmetric' if name.startswith('rexnet') else 'same')
+    assert c.train_size <= c.eval_size and 0 < c.crop_fraction <= 1
+
+
+def test_overrides_are_checked():
+  with pytest.raises(ValueError, match="did you mean drop_path_rate"):
+    create_model('efficientnet_b0', drop_path_rat=0.1)
+  with pytest.raises(ValueError, match="unknown model 'efficientnet_b9'.*efficientnet_b"):
+    create_model('efficientnet_b9')
+  with pytest.raises(ValueError, match='padding'):
+    create_model('efficientnet_b0', padding='valid')
+  with pytest.raises(ValueError, match='dtype'):
+    create_model('efficientnet_b0', dtype='float8')
+  assert create_model('efficientnet_b0', num_classes=5).num_classes == 5
+
+
+def test_modules_are_plain_flax():
+  assert isinstance(create_model('efficientnet_b0'), nn.Module)

@@ -1,0 +1,74 @@
+"""Every registered model: exact parameter count, MACs, output shape, finite train/eval outputs."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from effnet_jax.models import count_macs, count_params, create_model, get_model_config, list_models
+from effnet_jax.models.published import PUBLISHED
+from effnet_jax.models.utils import abstract_variables
+
+REQUIRED = (
+    [f'efficientnet_b{i}' for i in range(8)] + ['efficientnet_b8', 'efficientnet_l2']
+    + [f'efficientnetv2_{v}' for v in ('s', 'm', 'l', 'xl', 'b0', 'b1', 'b2', 'b3')]
+    + [f'rexnet_{w}' for w in (100, 130, 150, 200, 300)]
+    + [f'efficientnet_lite{i}' for i in range(5)])
+
+
+def test_registry_has_every_required_name_and_published_numbers():
+  assert sorted(list_models()) == sorted(REQUIRED)
+  assert sorted(PUBLISHED) == sorted(REQUIRED)
+
+
+@pytest.mark.parametrize('name', list_models())
+def test_trainable_params_equal_reference(name):
+  params = abstract_variables(create_model(name), 64)['params']
+  assert count_params(params) == PUBLISHED[name].params
+
+
+@pytest.mark.parametrize('name', [n for n in list_models() if PUBLISHED[n].gmacs])
+def test_macs_match_reference(name):
+  macs = count_macs(create_model(name), get_model_config(name).eval_size) / 1e9
+  reference = PUBLISHED[name].gmacs
+  assert abs(macs - reference) <= 0.02 * reference  # the issue's bound
+  assert round(macs, 3) == pytest.approx(reference, abs=1e-3)  # in fact exact to printed digits
+
+
+def fill_like(abstract, seed=0):
+  """Random variables with the model's shapes: He-normal kernels, unit BN scale/variance.
+
+  Host-side numpy is much faster than jitting ``model.init`` for the 100-500M-parameter variants;
+  ``model.init`` itself is covered in test_network.py.
+  """
+  rng = np.random.default_rng(seed)
+
+  def make(path, leaf):
+    name = path[-1].key
+    if name == 'kernel':
+      fan_in = math.prod(leaf.shape[:-1])
+      return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.sqrt(1.0 / fan_in))
+    if name in ('scale', 'var'):
+      return jnp.ones(leaf.shape, leaf.dtype)
+    return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * 0.01)
+
+  return jax.tree_util.tree_map_with_path(make, abstract)
+
+
+@pytest.mark.parametrize('name', list_models())
+def test_forward_train_and_eval_finite(name):
+  model = create_model(name, num_classes=7)
+  variables = fill_like(abstract_variables(model, 32, batch_size=2))
+  images = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+  eval_logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, images)
+  train_logits, updates = jax.jit(lambda v, x: model.apply(
+      v, x, train=True, mutable=['batch_stats'], rngs={'dropout': jax.random.key(1)}))(
+          variables, images)
+  assert eval_logits.shape == train_logits.shape == (2, 7)
+  assert eval_logits.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(eval_logits))) and bool(jnp.all(jnp.isfinite(train_logits)))
+  stats = jax.tree_util.tree_leaves(updates['batch_stats'])
+  assert stats and all(bool(jnp.all(jnp.isfinite(s))) for s in stats)
+  assert jax.tree_util.tree_structure(updates['batch_stats']) == jax.tree_util.tree_structure(
+      variables['batch_stats'])
