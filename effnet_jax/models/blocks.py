@@ -1,34 +1,26 @@
 """MBConv, Fused-MBConv and ReXNet's linear bottleneck, each built from a resolved BlockSpec."""
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 
 from effnet_jax.models.arch import BlockSpec
-from effnet_jax.models.layers import ConvBN, DropPath, Dtype, SqueezeExcite, get_activation
+from effnet_jax.models.layers import ConvBN, DropPath, LayerConfig, SqueezeExcite, get_activation
 
 
 class _Block(nn.Module):
   """Fields and helpers shared by all block types."""
   spec: BlockSpec
   activation: str = 'silu'
-  padding: str = 'same'
-  bn_momentum: float = 0.99
-  bn_eps: float = 1e-3
-  bn_axis_name: str | None = None
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
+  layers: LayerConfig = LayerConfig()
 
   def conv_bn(self, features: int, name: str, kernel_size: int = 1, stride: int = 1,
-              groups: int = 1, activation: str | None = None) -> ConvBN:
-    return ConvBN(features, kernel_size, stride, groups, activation, self.padding,
-                  self.bn_momentum, self.bn_eps, self.bn_axis_name, self.dtype,
-                  self.param_dtype, name=name)
+              depthwise: bool = False, activation: str | None = None) -> ConvBN:
+    return ConvBN(features, kernel_size, stride, depthwise, activation, self.layers, name=name)
 
   def squeeze_excite(self, activation: str, use_bn: bool = False) -> SqueezeExcite:
-    return SqueezeExcite(self.spec.se_channels, activation, use_bn, self.bn_momentum,
-                         self.bn_eps, self.bn_axis_name, self.dtype, self.param_dtype, name='se')
+    return SqueezeExcite(self.spec.se_channels, activation, use_bn, self.layers, name='se')
 
   def residual(self, x: jax.Array, shortcut: jax.Array, train: bool) -> jax.Array:
     """Drop-path on the branch, then the shortcut added to the first input-width channels
@@ -52,7 +44,7 @@ class MBConv(_Block):
     shortcut = x
     if s.expand_ratio != 1:
       x = self.conv_bn(s.mid_channels, 'expand', activation=self.activation)(x, train)
-    x = self.conv_bn(s.mid_channels, 'dw', s.kernel_size, s.stride, groups=s.mid_channels,
+    x = self.conv_bn(s.mid_channels, 'dw', s.kernel_size, s.stride, depthwise=True,
                      activation=self.activation)(x, train)
     if s.se_channels:
       x = self.squeeze_excite(self.activation)(x, train)
@@ -91,7 +83,7 @@ class LinearBottleneck(_Block):
     shortcut = x
     if s.expand_ratio != 1:
       x = self.conv_bn(s.mid_channels, 'expand', activation=self.activation)(x, train)
-    x = self.conv_bn(s.mid_channels, 'dw', s.kernel_size, s.stride, groups=s.mid_channels)(x, train)
+    x = self.conv_bn(s.mid_channels, 'dw', s.kernel_size, s.stride, depthwise=True)(x, train)
     if s.se_channels:
       x = self.squeeze_excite('relu', use_bn=True)(x, train)
     x = get_activation('relu6')(x)

@@ -5,34 +5,25 @@ settings (activation, padding, BN constants), so one pure-functional module serv
 """
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from effnet_jax.models.arch import BlockSpec
 from effnet_jax.models.blocks import BLOCKS
-from effnet_jax.models.layers import ConvBN, Dtype, dense_init
+from effnet_jax.models.layers import ConvBN, LayerConfig, dense_init
 
 
 class Stage(nn.Module):
   """A sequence of blocks; its output is one entry of ``forward_features``."""
   blocks: tuple[BlockSpec, ...]
   activation: str = 'silu'
-  padding: str = 'same'
-  bn_momentum: float = 0.99
-  bn_eps: float = 1e-3
-  bn_axis_name: str | None = None
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
+  layers: LayerConfig = LayerConfig()
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     for j, spec in enumerate(self.blocks):
-      x = BLOCKS[spec.block_type](spec, self.activation, self.padding, self.bn_momentum,
-                                  self.bn_eps, self.bn_axis_name, self.dtype, self.param_dtype,
-                                  name=f'blocks_{j}')(x, train)
+      x = BLOCKS[spec.block_type](spec, self.activation, self.layers, name=f'blocks_{j}')(x, train)
     return x
 
 
@@ -52,40 +43,30 @@ class EfficientNet(nn.Module):
     stem_channels, head_channels: widths of the stem conv and the 1x1 head conv.
     num_classes: classifier width; 0 drops the classifier (pooled features out).
     dropout_rate: dropout before the classifier.
-    bn_axis_name: mapped axis over which BN batch statistics are averaged (data parallel).
+    layers: padding, BN constants and axis, depthwise implementation, dtypes.
   """
   arch: tuple[tuple[BlockSpec, ...], ...]
   stem_channels: int
   head_channels: int
   num_classes: int = 1000
   activation: str = 'silu'
-  padding: str = 'same'
   dropout_rate: float = 0.2
-  bn_momentum: float = 0.99
-  bn_eps: float = 1e-3
-  bn_axis_name: str | None = None
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  def _shared(self) -> dict[str, Any]:
-    return dict(activation=self.activation, padding=self.padding, bn_momentum=self.bn_momentum,
-                bn_eps=self.bn_eps, bn_axis_name=self.bn_axis_name, dtype=self.dtype,
-                param_dtype=self.param_dtype)
+  layers: LayerConfig = LayerConfig()
 
   def setup(self):
-    shared = self._shared()
-    self.stem = ConvBN(self.stem_channels, 3, 2, **shared)
-    self.stages = [Stage(blocks, **shared) for blocks in self.arch]
-    self.head_conv = ConvBN(self.head_channels, 1, **shared)
+    act, cfg = self.activation, self.layers
+    self.stem = ConvBN(self.stem_channels, 3, 2, activation=act, layers=cfg)
+    self.stages = [Stage(blocks, act, cfg) for blocks in self.arch]
+    self.head_conv = ConvBN(self.head_channels, 1, activation=act, layers=cfg)
     self.head_dropout = nn.Dropout(self.dropout_rate)
     if self.num_classes:
-      self.classifier = nn.Dense(self.num_classes, kernel_init=dense_init, dtype=self.dtype,
-                                 param_dtype=self.param_dtype)
+      self.classifier = nn.Dense(self.num_classes, kernel_init=dense_init, dtype=cfg.dtype,
+                                 param_dtype=cfg.param_dtype)
 
   def forward_features(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     """Feature maps in order: ``stem``, ``stage1`` … ``stageN``, ``head`` (the 1x1 head conv,
     the map GradCAM and backbones use)."""
-    x = self.stem(jnp.asarray(images, self.dtype), train)
+    x = self.stem(jnp.asarray(images, self.layers.dtype), train)
     features = {'stem': x}
     for i, stage in enumerate(self.stages):
       x = stage(x, train)

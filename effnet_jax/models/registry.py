@@ -8,7 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from effnet_jax.models import arch as arch_lib
-from effnet_jax.models.layers import ACTIVATIONS, PADDINGS
+from effnet_jax.models.layers import ACTIVATIONS, DEPTHWISE_IMPLS, PADDINGS, LayerConfig
 from effnet_jax.models.network import EfficientNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,7 +44,8 @@ class ModelConfig:
   num_classes: int = 1000
   dtype: str = 'float32'  # compute dtype
   param_dtype: str = 'float32'
-  bn_axis_name: str | None = None
+  bn_axis_name: str | tuple[str, ...] | None = None  # mesh axes of cross-device BN statistics
+  depthwise_impl: str = 'xla'  # xla | unrolled | auto (see layers.LayerConfig)
   # Metadata: how the model is trained and evaluated.
   train_size: int = 224
   eval_size: int = 224
@@ -154,6 +155,8 @@ def _validate(config: ModelConfig) -> None:
     raise ValueError(f'padding {config.padding!r}: expected one of {PADDINGS}')
   if config.activation not in ACTIVATIONS:
     raise ValueError(f'activation {config.activation!r}: expected one of {sorted(ACTIVATIONS)}')
+  if config.depthwise_impl not in DEPTHWISE_IMPLS:
+    raise ValueError(f'depthwise_impl {config.depthwise_impl!r}: expected one of {DEPTHWISE_IMPLS}')
   if config.crop_mode not in ('center', 'squash'):
     raise ValueError(f"crop_mode {config.crop_mode!r}: expected 'center' or 'squash'")
   if config.width_mult <= 0 or config.depth_mult <= 0:
@@ -169,9 +172,11 @@ def build_model(config: ModelConfig) -> EfficientNet:
   return EfficientNet(
       arch=config.resolved_arch(), stem_channels=config.resolved_stem_channels(),
       head_channels=config.resolved_head_channels(), num_classes=config.num_classes,
-      activation=config.activation, padding=config.padding, dropout_rate=config.dropout_rate,
-      bn_momentum=config.bn_momentum, bn_eps=config.bn_eps, bn_axis_name=config.bn_axis_name,
-      dtype=get_dtype(config.dtype), param_dtype=get_dtype(config.param_dtype))
+      activation=config.activation, dropout_rate=config.dropout_rate,
+      layers=LayerConfig(
+          padding=config.padding, bn_momentum=config.bn_momentum, bn_eps=config.bn_eps,
+          bn_axis_name=config.bn_axis_name, depthwise_impl=config.depthwise_impl,
+          dtype=get_dtype(config.dtype), param_dtype=get_dtype(config.param_dtype)))
 
 
 def create_model(name: str, num_classes: int = 1000, **overrides) -> EfficientNet:

@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from effnet_jax.models.layers import DepthwiseConv
+
 
 def abstract_variables(model: nn.Module, image_size: int, batch_size: int = 1):
   """Variable shapes of ``model`` at ``image_size`` without allocating or computing anything."""
@@ -31,7 +33,7 @@ def profile(model: nn.Module, image_size: int):
   def record(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
     module = context.module
-    if context.method_name == '__call__' and isinstance(module, (nn.Conv, nn.Dense)):
+    if context.method_name == '__call__' and isinstance(module, (nn.Conv, nn.Dense, DepthwiseConv)):
       kernel = module.variables['params']['kernel']
       positions = math.prod(out.shape[1:-1])
       macs.append(positions * math.prod(kernel.shape))

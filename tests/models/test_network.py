@@ -8,7 +8,7 @@ import pytest
 from effnet_jax.models import (create_model, decode_arch, extract_features, get_model_config,
                                list_models)
 from effnet_jax.models.blocks import BLOCKS
-from effnet_jax.models.layers import DropPath, conv_padding
+from effnet_jax.models.layers import DepthwiseConv, DropPath, LayerConfig, conv_padding
 
 
 @pytest.fixture(scope='module')
@@ -197,3 +197,24 @@ def test_overrides_are_checked():
 
 def test_modules_are_plain_flax():
   assert isinstance(create_model('efficientnet_b0'), nn.Module)
+
+
+@pytest.mark.parametrize('padding', ['same', 'symmetric'])
+@pytest.mark.parametrize('size, kernel_size, stride', [(8, 3, 1), (8, 3, 2), (7, 5, 2), (9, 5, 1),
+                                                       (6, 3, 2)])
+def test_unrolled_depthwise_equals_grouped_conv(padding, size, kernel_size, stride):
+  x = jax.random.normal(jax.random.key(0), (2, size, size, 5))
+  make = lambda impl: DepthwiseConv(kernel_size, stride, LayerConfig(padding=padding,
+                                                                    depthwise_impl=impl))
+  variables = make('xla').init(jax.random.key(1), x)
+
+  def loss(impl):
+    return lambda v, x: jnp.sum(jnp.sin(make(impl).apply(v, x)))
+
+  for impl in ('unrolled', 'auto'):
+    np.testing.assert_allclose(make(impl).apply(variables, x), make('xla').apply(variables, x),
+                               rtol=1e-5, atol=1e-5)
+    grads = jax.grad(loss(impl), argnums=(0, 1))(variables, x)
+    ref = jax.grad(loss('xla'), argnums=(0, 1))(variables, x)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                           grads, ref)
