@@ -1,0 +1,1 @@
+"""Training: state, optimizers and schedules (optim.py), EMA (ema.py), steps and loop."""
