@@ -13,14 +13,15 @@ _LOAD_BATCH = 4096
 
 def _not_prepared(name: str, data_dir: str | None, reason: str = '') -> DataError:
   where = f'data_dir {data_dir!r}' if data_dir else 'the default TFDS data_dir'
+  data_dir_arg = f', data_dir={data_dir!r}' if data_dir else ''
   return DataError(
       f'TFDS data set {name!r} is not prepared in {where}{reason}. effnet_jax never downloads '
       'at run time (without internet access a TFDS download retries for minutes, then fails). '
-      f'Prepare it once where there is internet access: `tfds build {name}'
-      f'{f" --data_dir {data_dir}" if data_dir else ""}` (then copy the data_dir here if that '
-      'was another machine); for data sets with a manual download such as imagenet2012, put the '
-      'downloaded files (ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar) in a directory and '
-      'set manual_dir to it.')
+      'Prepare it once where there is internet access, e.g. `python -c "import '
+      f"tensorflow_datasets as tfds; tfds.builder('{name}'{data_dir_arg}).download_and_prepare()"
+      '"` (then copy the data_dir here if that was another machine); for data sets with a '
+      'manual download such as imagenet2012, put the downloaded files (ILSVRC2012_img_train.tar, '
+      'ILSVRC2012_img_val.tar) in a directory and set manual_dir to it.')
 
 
 def _prepare_from_manual_dir(builder: tfds.core.DatasetBuilder, name: str,

@@ -3,8 +3,8 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from data_helpers import pixel_value, write_image
 from effnet_jax.data import embedded
 
 
@@ -14,22 +14,6 @@ def embedded_data_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('tfds'))
   embedded.fashion_mnist_builder(data_dir)
   return data_dir
-
-
-def pixel_value(example_id: int) -> int:
-  """The constant grey level of the numbered test image (recoverable after resizing)."""
-  return 10 * example_id + 5
-
-
-def example_ids(images: np.ndarray, mean=0.5, std=0.5) -> np.ndarray:
-  """The ids of constant images normalised with (mean, std) (centre pixel, channel 0)."""
-  center = images[:, images.shape[1] // 2, images.shape[2] // 2, 0]
-  return np.rint(((center * std + mean) * 255 - 5) / 10).astype(int)
-
-
-def write_image(path, array: np.ndarray, image_format: str) -> None:
-  mode = {1: 'L', 3: 'RGB', 4: 'RGBA'}[array.shape[-1]]
-  Image.fromarray(array.squeeze(-1) if mode == 'L' else array, mode).save(path, image_format)
 
 
 @pytest.fixture

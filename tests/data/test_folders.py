@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import example_ids, write_image
+from data_helpers import example_ids, random_image, write_image
 from effnet_jax.data import (DataConfig, DataError, Preprocessing, dataset_info, eval_iterator,
                              train_iterator)
 
@@ -16,9 +16,8 @@ def folder_config(train, eval_=None, **kwargs):
 
 def test_classes_labels_and_formats(make_folder, tmp_path):
   root = make_folder('train', (2, 3, 1))
-  rng = np.random.default_rng(0)
-  write_image(f'{root}/bee/photo.jpg', rng.integers(0, 255, (30, 40, 3), np.uint8), 'JPEG')
-  write_image(f'{root}/cat/grey.jpg', rng.integers(0, 255, (30, 40, 1), np.uint8), 'JPEG')
+  write_image(f'{root}/bee/photo.jpg', random_image((30, 40, 3)), 'JPEG')
+  write_image(f'{root}/cat/grey.jpg', random_image((30, 40, 1)), 'JPEG')
   (tmp_path / 'train' / 'ant' / 'notes.txt').write_text('not an image, not listed')
   info = dataset_info(folder_config(root))
   assert info.class_names == ('ant', 'bee', 'cat') and info.num_train_examples == 8

@@ -16,7 +16,7 @@ def batch():
 
 
 def own_weight(mixed_images):
-  """Per image, the share of its own value in ``w * own + (1 - w) * partner`` (partner = reversed)."""
+  """Per pixel, w in ``w * own + (1 - w) * partner`` (partner: the batch reversed)."""
   own = jnp.arange(1.0, BATCH + 1)[:, None, None]
   partner = own[::-1]
   return (mixed_images[..., 0] - partner) / (own - partner)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import example_ids, pixel_value
+from data_helpers import example_ids, pixel_value, random_image
 from effnet_jax.data import (DataConfig, Preprocessing, dataset_info, eval_iterator, pipeline,
                              train_iterator)
 from effnet_jax.data.shards import StreamedShard, in_memory_shard
@@ -60,7 +60,7 @@ def test_seed_changes_the_order(kind):
 
 def test_resumed_augmentation_is_identical():
   prep = Preprocessing(image_size=12, eval_size=12, augment='randaugment', randaug_magnitude=15)
-  images = np.random.default_rng(0).integers(0, 256, (NUM_EXAMPLES, 10, 14, 3), np.uint8)
+  images = random_image((NUM_EXAMPLES, 10, 14, 3))
   shard = in_memory_shard(images, np.zeros(NUM_EXAMPLES))
 
   def batches(start_step, steps):

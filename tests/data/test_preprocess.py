@@ -1,24 +1,16 @@
 """Crops, resizing, decoding and normalisation of single images."""
-import io
-
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
+from data_helpers import encode_image, random_image
 from effnet_jax.data import Preprocessing, preprocess
 
 SEED = tf.constant([3, 4], tf.int64)
 
 
 def encode(array, image_format):
-  buffer = io.BytesIO()
-  Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, image_format)
-  return tf.constant(buffer.getvalue())
-
-
-def random_image(shape, seed=0):
-  return np.random.default_rng(seed).integers(0, 256, shape, np.uint8)
+  return tf.constant(encode_image(array, image_format))
 
 
 def box(box_fn, height, width):

@@ -1,11 +1,14 @@
 """TFDS data sets through the real pipeline with tfds.testing.mock_data, and TFDS errors."""
+import io
 import os
+import tarfile
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import naming
 
+from data_helpers import encode_image, random_image
 from effnet_jax.data import (DataConfig, DataError, Preprocessing, dataset_info, eval_iterator,
                              train_iterator)
 
@@ -67,7 +70,7 @@ def test_unknown_split(mocked_tfds):
 
 def test_unprepared_data_set_is_not_downloaded(tmp_path):
   with pytest.raises(DataError, match=f"'mnist' is not prepared in data_dir '{tmp_path}'.*"
-                                      'tfds build mnist'):
+                                      r"tfds.builder\('mnist', data_dir="):
     dataset_info(DataConfig(source='tfds', name='mnist', data_dir=str(tmp_path)))
 
 
@@ -77,3 +80,37 @@ def test_imagenet_with_empty_manual_dir(tmp_path):
   with pytest.raises(DataError, match='imagenet2012.*preparing it from manual_dir'):
     dataset_info(DataConfig(source='tfds', name='imagenet2012', data_dir=str(tmp_path / 'tfds'),
                             manual_dir=str(manual_dir), eval_split='validation'))
+
+
+def add_to_tar(tar, name, data):
+  info = tarfile.TarInfo(name)
+  info.size = len(data)
+  tar.addfile(info, io.BytesIO(data))
+
+
+def jpeg_bytes(seed):
+  return encode_image(random_image((40, 50, 3), seed), 'JPEG')
+
+
+def test_imagenet_prepared_from_manual_dir(tmp_path):
+  """imagenet2012's own TFDS builder on tiny tar files of the real layout (no network)."""
+  manual_dir = tmp_path / 'manual'
+  manual_dir.mkdir()
+  with tarfile.open(manual_dir / 'ILSVRC2012_img_train.tar', 'w') as train_tar:
+    for wnid in ('n01440764', 'n01443537'):  # classes 0 and 1
+      class_tar = io.BytesIO()
+      with tarfile.open(fileobj=class_tar, mode='w') as inner:
+        for index in range(2):
+          add_to_tar(inner, f'{wnid}_{index}.JPEG', jpeg_bytes(index))
+      add_to_tar(train_tar, f'{wnid}.tar', class_tar.getvalue())
+  with tarfile.open(manual_dir / 'ILSVRC2012_img_val.tar', 'w') as val_tar:
+    for index in range(1, 4):
+      add_to_tar(val_tar, f'ILSVRC2012_val_{index:08d}.JPEG', jpeg_bytes(10 + index))
+  data = DataConfig(source='tfds', name='imagenet2012', data_dir=str(tmp_path / 'tfds'),
+                    manual_dir=str(manual_dir), eval_split='validation')
+  info = dataset_info(data)
+  assert (info.num_classes, info.num_train_examples, info.num_eval_examples) == (1000, 4, 3)
+  train = next(train_iterator(data, PREP, global_batch_size=4, seed=0))
+  assert sorted(train['labels']) == [0, 0, 1, 1]
+  batches = list(eval_iterator(data, PREP, global_batch_size=2))
+  assert [list(b['mask']) for b in batches] == [[1, 1], [1, 0]]
