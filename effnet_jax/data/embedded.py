@@ -95,6 +95,5 @@ def fashion_mnist_builder(data_dir: str | None) -> FashionMnistLocal:
   """The prepared ``fashion_mnist_local`` builder (prepared into ``data_dir`` on first use)."""
   builder = FashionMnistLocal(data_dir=data_dir)
   if not builder.is_prepared():
-    check_idx_files(builder._idx_directory)  # pylint: disable=protected-access
-    builder.download_and_prepare()
+    builder.download_and_prepare()  # checks the idx files first (_split_generators)
   return builder

@@ -28,7 +28,7 @@ def _hide_accelerators() -> None:
   """JAX owns the accelerators: keep TensorFlow on the host CPU."""
   try:
     tf.config.set_visible_devices([], 'GPU')
-  except RuntimeError:  # TF already initialised its devices; they were hidden then, or are CPU
+  except RuntimeError:  # TF ran before and already holds its devices: too late to hide them
     pass
 
 
@@ -148,7 +148,7 @@ class BatchIterator(Iterator[Batch]):
   def __next__(self) -> Batch:
     try:
       batch = next(self._batches)
-    except tf.errors.InvalidArgumentError as error:
+    except tf.errors.OpError as error:  # e.g. a corrupt image, or a file deleted since listed
       if isinstance(self._shard, IndexedShard) and self._shard.find_unreadable:
         names = self._shard.find_unreadable(self._batch_indices(self._count))
         if names:
