@@ -1,0 +1,208 @@
+"""Train and eval iterators: shard -> ordered examples -> preprocessed numpy batches.
+
+Determinism. Process p's train stream is an endless sequence of positions 0, 1, 2, ...; the batch
+of step s holds positions ``[s * B, (s + 1) * B)`` (B = the per-process batch). Which example sits
+at a position is a function of (seed, p, epoch) and its augmentation a function of (seed, p,
+position), both through stateless TF random ops, so a pipeline started at ``start_step=s`` yields
+what one started at 0 yields after s batches, whatever the tf.data threading.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from effnet_jax.data import preprocess
+from effnet_jax.data.config import DataConfig, DataError, DatasetInfo, Preprocessing
+from effnet_jax.data.shards import IndexedShard, Shard, StreamedShard
+from effnet_jax.data.sources import open_source
+
+Batch = dict[str, np.ndarray]
+_ENDLESS = 2**62  # end of the position range
+_SHUFFLE, _AUGMENT = 0, 1  # what a random key is for
+_AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _hide_accelerators() -> None:
+  """JAX owns the accelerators: keep TensorFlow on the host CPU."""
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except RuntimeError:  # TF ran before and already holds its devices: too late to hide them
+    pass
+
+
+def local_batch_size(global_batch_size: int, process_count: int) -> int:
+  if global_batch_size < 1 or global_batch_size % process_count:
+    raise ValueError(f'global batch size {global_batch_size} is not a positive multiple of '
+                     f'the process count {process_count}')
+  return global_batch_size // process_count
+
+
+def _check_process(process_index: int, process_count: int) -> None:
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index {process_index} not in [0, process_count={process_count})')
+
+
+def _fold(key: tf.Tensor, *data) -> tf.Tensor:
+  for value in data:
+    key = tf.random.experimental.stateless_fold_in(key, value)
+  return key
+
+
+def process_key(seed: int, process_index: int) -> tf.Tensor:
+  return tf.constant([seed, process_index], tf.int64)
+
+
+def shuffled_index(position: tf.Tensor, num_examples: int, key: tf.Tensor) -> tf.Tensor:
+  """The local example at a stream position: a new permutation of the shard every epoch."""
+  epoch, offset = position // num_examples, position % num_examples
+  return tf.random.experimental.index_shuffle(
+      offset, _fold(key, _SHUFFLE, epoch), tf.constant(num_examples - 1, tf.int64))
+
+
+def _indexed_train_examples(shard: IndexedShard, key: tf.Tensor, first_position: int
+                            ) -> tf.data.Dataset:
+  def fetch(position):
+    return position, shard.fetch(shuffled_index(position, shard.num_examples, key))
+  return tf.data.Dataset.range(first_position, _ENDLESS).map(
+      fetch, num_parallel_calls=_AUTOTUNE, deterministic=True)
+
+
+def _streamed_train_examples(shard: StreamedShard, key: tf.Tensor, first_position: int,
+                             shuffle_buffer: int) -> tf.data.Dataset:
+  """Epochs of the fixed-order records, each shuffled through a buffer seeded by its epoch;
+  a resumed stream skips the (not yet decoded) records of its first epoch's earlier steps."""
+  records = shard.read()
+  first_epoch, offset = divmod(first_position, shard.num_examples)
+
+  def epoch(index):
+    seed = tf.random.stateless_uniform([], _fold(key, _SHUFFLE, index), minval=None,
+                                       dtype=tf.int64)
+    return records.shuffle(shuffle_buffer, seed=seed)
+  examples = tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(epoch).skip(offset)
+  return tf.data.Dataset.zip((tf.data.Dataset.range(first_position, _ENDLESS), examples))
+
+
+def _options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True
+  options.threading.max_intra_op_parallelism = 1  # parallelism across examples, not inside ops
+  options.experimental_optimization.map_parallelization = True
+  options.experimental_slack = True
+  return options
+
+
+def train_dataset(shard: Shard, prep: Preprocessing, batch_size: int, key: tf.Tensor,
+                  first_position: int, shuffle_buffer: int) -> tf.data.Dataset:
+  if isinstance(shard, IndexedShard):
+    examples = _indexed_train_examples(shard, key, first_position)
+  else:
+    examples = _streamed_train_examples(shard, key, first_position, shuffle_buffer)
+
+  def to_model_input(position, example):
+    return {'images': preprocess.train_image(example['image'], _fold(key, _AUGMENT, position),
+                                              prep),
+            'labels': tf.cast(example['label'], tf.int32)}
+  return (examples.map(to_model_input, num_parallel_calls=_AUTOTUNE, deterministic=True)
+          .batch(batch_size, drop_remainder=True)
+          .prefetch(_AUTOTUNE)
+          .with_options(_options()))
+
+
+def eval_dataset(shard: Shard, prep: Preprocessing, batch_size: int, num_batches: int
+                 ) -> tf.data.Dataset:
+  """The shard in order, then padding (mask 0) up to ``num_batches`` full batches."""
+  if isinstance(shard, IndexedShard):
+    examples = tf.data.Dataset.range(shard.num_examples).map(
+        shard.fetch, num_parallel_calls=_AUTOTUNE, deterministic=True)
+  else:
+    examples = shard.read()
+
+  def to_model_input(example):
+    return {'images': preprocess.eval_image(example['image'], prep),
+            'labels': tf.cast(example['label'], tf.int32), 'mask': tf.constant(1.0)}
+  padding = tf.data.Dataset.from_tensors({
+      'images': tf.zeros([prep.eval_size, prep.eval_size, 3]),
+      'labels': tf.constant(0), 'mask': tf.constant(0.0)}).repeat()
+  return (examples.map(to_model_input, num_parallel_calls=_AUTOTUNE, deterministic=True)
+          .concatenate(padding)
+          .take(num_batches * batch_size)
+          .batch(batch_size)
+          .prefetch(_AUTOTUNE)
+          .with_options(_options()))
+
+
+class BatchIterator(Iterator[Batch]):
+  """Numpy batches of a pipeline. Where decoding fails it names the unreadable files of the
+  failing batch; ``skipped_images`` lists the files left out (``on_bad_image='skip'``)."""
+
+  def __init__(self, dataset: tf.data.Dataset, shard: Shard,
+               batch_indices: Callable[[int], np.ndarray]):
+    self._batches = dataset.as_numpy_iterator()
+    self._shard = shard
+    self._batch_indices = batch_indices  # batch number -> local indices of its examples
+    self._count = 0
+    self.skipped_images = shard.skipped
+
+  def __next__(self) -> Batch:
+    try:
+      batch = next(self._batches)
+    except tf.errors.OpError as error:  # e.g. a corrupt image, or a file deleted since listed
+      if isinstance(self._shard, IndexedShard) and self._shard.find_unreadable:
+        names = self._shard.find_unreadable(self._batch_indices(self._count))
+        if names:
+          raise DataError(f'unreadable image files {names} (on_bad_image=\'error\'; '
+                          "on_bad_image='skip' leaves them out)") from error
+      raise
+    self._count += 1
+    return batch
+
+
+def dataset_info(data: DataConfig) -> DatasetInfo:
+  _hide_accelerators()
+  source = open_source(data)
+  return DatasetInfo(
+      num_classes=len(source.class_names),
+      num_train_examples=source.train.num_examples if source.train else 0,
+      num_eval_examples=source.eval.num_examples if source.eval else 0,
+      class_names=source.class_names)
+
+
+def train_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int, seed: int,
+                   start_step: int = 0, process_index: int = 0, process_count: int = 1
+                   ) -> Iterator[Batch]:
+  """Endless batches ``{'images': float32 [B, S, S, 3], 'labels': int32 [B]}`` of this process's
+  shard (B = global_batch_size // process_count); batch k is global step start_step + k."""
+  _hide_accelerators()
+  _check_process(process_index, process_count)
+  batch_size = local_batch_size(global_batch_size, process_count)
+  shard = open_source(data).split('train').shard(process_index, process_count)
+  if shard.num_examples == 0:
+    raise DataError(f'process {process_index} of {process_count} has no train examples')
+  key = process_key(seed, process_index)
+  first_position = start_step * batch_size
+
+  def batch_indices(count: int) -> np.ndarray:
+    start = first_position + count * batch_size
+    return np.array([int(shuffled_index(tf.constant(position, tf.int64), shard.num_examples,
+                                        key))
+                     for position in range(start, start + batch_size)])
+  dataset = train_dataset(shard, prep, batch_size, key, first_position, data.shuffle_buffer)
+  return BatchIterator(dataset, shard, batch_indices)
+
+
+def eval_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int,
+                  process_index: int = 0, process_count: int = 1) -> Iterator[Batch]:
+  """One pass over this process's eval shard: ``{'images', 'labels', 'mask'}`` batches, the last
+  padded (mask 0); every process yields the same number of batches."""
+  _hide_accelerators()
+  _check_process(process_index, process_count)
+  batch_size = local_batch_size(global_batch_size, process_count)
+  split = open_source(data).split('eval')
+  num_batches = max(-(-size // batch_size) for size in split.shard_sizes(process_count))
+  shard = split.shard(process_index, process_count)
+
+  def batch_indices(count: int) -> np.ndarray:
+    return np.arange(count * batch_size, min((count + 1) * batch_size, shard.num_examples))
+  return BatchIterator(eval_dataset(shard, prep, batch_size, num_batches), shard, batch_indices)

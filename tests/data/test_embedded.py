@@ -1,0 +1,44 @@
+"""The embedded Fashion-MNIST TFDS builder on the real Debian files."""
+import gzip
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from effnet_jax.data import DataConfig, DataError, dataset_info, embedded
+
+
+def raw_idx(name):
+  """An idx file parsed independently of the package (header: magic, sizes; then bytes)."""
+  with gzip.open(os.path.join(embedded.idx_dir(), name), 'rb') as f:
+    data = f.read()
+  ndim = data[3]
+  shape = np.frombuffer(data[4:4 + 4 * ndim], '>i4')
+  return np.frombuffer(data[4 + 4 * ndim:], np.uint8).reshape(shape)
+
+
+def test_splits_and_classes(embedded_data_dir):
+  info = dataset_info(DataConfig(data_dir=embedded_data_dir))
+  assert (info.num_train_examples, info.num_eval_examples, info.num_classes) == (60000, 10000, 10)
+  assert info.class_names[0] == 'T-shirt/top' and info.class_names[9] == 'Ankle boot'
+
+
+@pytest.mark.parametrize('split', ['train', 'test'])
+def test_examples_match_idx_files(embedded_data_dir, split):
+  builder = embedded.fashion_mnist_builder(embedded_data_dir)
+  images_file, labels_file = embedded.SPLIT_FILES[split]
+  raw_images, raw_labels = raw_idx(images_file), raw_idx(labels_file)
+  examples = list(tfds.as_numpy(builder.as_dataset(split=split).take(5)))
+  for index, example in enumerate(examples):
+    assert example['image'].shape == (28, 28, 1) and example['image'].dtype == np.uint8
+    np.testing.assert_array_equal(example['image'][..., 0], raw_images[index])
+    assert example['label'] == raw_labels[index]
+  assert raw_images.shape[0] == {'train': 60000, 'test': 10000}[split]
+  assert 0 < raw_images[:100].mean() < 255 and set(np.unique(raw_labels)) == set(range(10))
+
+
+def test_missing_idx_files_say_what_to_do(tmp_path, monkeypatch):
+  monkeypatch.setenv(embedded.DIR_ENV_VAR, str(tmp_path / 'nowhere'))
+  with pytest.raises(DataError, match='apt-get install dataset-fashion-mnist'):
+    dataset_info(DataConfig(data_dir=str(tmp_path / 'tfds')))

@@ -1,0 +1,116 @@
+"""TFDS data sets through the real pipeline with tfds.testing.mock_data, and TFDS errors."""
+import io
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import naming
+
+from data_helpers import encode_image, random_image
+from effnet_jax.data import (DataConfig, DataError, Preprocessing, dataset_info, eval_iterator,
+                             train_iterator)
+
+NUM_EXAMPLES = 12
+PREP = Preprocessing(image_size=32, eval_size=24, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+def write_metadata(data_dir, name, splits):
+  """dataset_info.json of a data set whose splits hold NUM_EXAMPLES examples each."""
+  builder = tfds.builder(name, data_dir=data_dir)
+  builder.info.set_splits(tfds.core.SplitDict([
+      tfds.core.SplitInfo(name=split, shard_lengths=[NUM_EXAMPLES], num_bytes=0,
+                          filename_template=naming.ShardedFileTemplate(
+                              data_dir=builder.data_dir, dataset_name=name, split=split,
+                              filetype_suffix='tfrecord'))
+      for split in splits]))
+  os.makedirs(builder.data_dir, exist_ok=True)
+  builder.info.write_to_directory(builder.data_dir)
+
+
+@pytest.fixture
+def mocked_tfds(tmp_path):
+  """Mocked fashion_mnist (fixed-size PNG) and tf_flowers (variable-size JPEG)."""
+  write_metadata(tmp_path, 'fashion_mnist', ('train', 'test'))
+  write_metadata(tmp_path, 'tf_flowers', ('train',))
+  with tfds.testing.mock_data(num_examples=NUM_EXAMPLES, data_dir=str(tmp_path),
+                              policy=tfds.testing.MockPolicy.USE_FILES):
+    yield str(tmp_path)
+
+
+@pytest.mark.parametrize('name, eval_split, num_classes', [
+    ('fashion_mnist', 'test', 10), ('tf_flowers', 'train', 5)])
+@pytest.mark.parametrize('cache', [False, True])
+def test_train_and_eval_batches(mocked_tfds, name, eval_split, num_classes, cache):
+  data = DataConfig(source='tfds', name=name, data_dir=mocked_tfds, eval_split=eval_split,
+                    cache=cache)
+  assert dataset_info(data).num_classes == num_classes
+  train = next(train_iterator(data, PREP, global_batch_size=8, seed=0))
+  assert train['images'].shape == (8, 32, 32, 3) and train['images'].dtype == np.float32
+  assert train['labels'].dtype == np.int32 and train['labels'].shape == (8,)
+  assert np.all((train['labels'] >= 0) & (train['labels'] < num_classes))
+  assert train['images'].min() >= -1.0 and train['images'].max() <= 1.0  # (x/255 - .5)/.5
+  batches = list(eval_iterator(data, PREP, global_batch_size=8))
+  assert [b['images'].shape for b in batches] == [(8, 24, 24, 3)] * 2
+  assert sum(b['mask'].sum() for b in batches) == NUM_EXAMPLES
+  assert np.all(batches[-1]['images'][batches[-1]['mask'] == 0] == 0)
+
+
+def test_unknown_data_set(tmp_path):
+  with pytest.raises(DataError, match="no data set named 'no_such_data_set'"):
+    dataset_info(DataConfig(source='tfds', name='no_such_data_set', data_dir=str(tmp_path)))
+
+
+def test_unknown_split(mocked_tfds):
+  with pytest.raises(DataError, match="no split 'validation'"):
+    dataset_info(DataConfig(source='tfds', name='fashion_mnist', data_dir=mocked_tfds,
+                            eval_split='validation'))
+
+
+def test_unprepared_data_set_is_not_downloaded(tmp_path):
+  with pytest.raises(DataError, match=f"'mnist' is not prepared in data_dir '{tmp_path}'.*"
+                                      r"tfds.builder\('mnist', data_dir="):
+    dataset_info(DataConfig(source='tfds', name='mnist', data_dir=str(tmp_path)))
+
+
+def test_imagenet_with_empty_manual_dir(tmp_path):
+  manual_dir = tmp_path / 'manual'
+  manual_dir.mkdir()
+  with pytest.raises(DataError, match='imagenet2012.*preparing it from manual_dir'):
+    dataset_info(DataConfig(source='tfds', name='imagenet2012', data_dir=str(tmp_path / 'tfds'),
+                            manual_dir=str(manual_dir), eval_split='validation'))
+
+
+def add_to_tar(tar, name, data):
+  info = tarfile.TarInfo(name)
+  info.size = len(data)
+  tar.addfile(info, io.BytesIO(data))
+
+
+def jpeg_bytes(seed):
+  return encode_image(random_image((40, 50, 3), seed), 'JPEG')
+
+
+def test_imagenet_prepared_from_manual_dir(tmp_path):
+  """imagenet2012's own TFDS builder on tiny tar files of the real layout (no network)."""
+  manual_dir = tmp_path / 'manual'
+  manual_dir.mkdir()
+  with tarfile.open(manual_dir / 'ILSVRC2012_img_train.tar', 'w') as train_tar:
+    for wnid in ('n01440764', 'n01443537'):  # classes 0 and 1
+      class_tar = io.BytesIO()
+      with tarfile.open(fileobj=class_tar, mode='w') as inner:
+        for index in range(2):
+          add_to_tar(inner, f'{wnid}_{index}.JPEG', jpeg_bytes(index))
+      add_to_tar(train_tar, f'{wnid}.tar', class_tar.getvalue())
+  with tarfile.open(manual_dir / 'ILSVRC2012_img_val.tar', 'w') as val_tar:
+    for index in range(1, 4):
+      add_to_tar(val_tar, f'ILSVRC2012_val_{index:08d}.JPEG', jpeg_bytes(10 + index))
+  data = DataConfig(source='tfds', name='imagenet2012', data_dir=str(tmp_path / 'tfds'),
+                    manual_dir=str(manual_dir), eval_split='validation')
+  info = dataset_info(data)
+  assert (info.num_classes, info.num_train_examples, info.num_eval_examples) == (1000, 4, 3)
+  train = next(train_iterator(data, PREP, global_batch_size=4, seed=0))
+  assert sorted(train['labels']) == [0, 0, 1, 1]
+  batches = list(eval_iterator(data, PREP, global_batch_size=2))
+  assert [list(b['mask']) for b in batches] == [[1, 1], [1, 0]]
