@@ -89,7 +89,6 @@ def _options() -> tf.data.Options:
   options.deterministic = True
   options.threading.max_intra_op_parallelism = 1  # parallelism across examples, not inside ops
   options.experimental_optimization.map_parallelization = True
-  options.experimental_slack = True
   return options
 
 
@@ -170,10 +169,13 @@ def dataset_info(data: DataConfig) -> DatasetInfo:
 
 
 def train_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int, seed: int,
-                   start_step: int = 0, process_index: int = 0, process_count: int = 1
-                   ) -> Iterator[Batch]:
+                   start_step: int = 0, process_index: int = 0, process_count: int = 1,
+                   start_position: int | None = None) -> Iterator[Batch]:
   """Endless batches ``{'images': float32 [B, S, S, 3], 'labels': int32 [B]}`` of this process's
-  shard (B = global_batch_size // process_count); batch k is global step start_step + k."""
+  shard (B = global_batch_size // process_count); batch k is global step start_step + k.
+
+  ``start_position`` (this process's stream position, overriding ``start_step * B``) continues a
+  stream whose batch size changed on the way (curriculum stages with their own batch sizes)."""
   _hide_accelerators()
   _check_process(process_index, process_count)
   batch_size = local_batch_size(global_batch_size, process_count)
@@ -181,7 +183,7 @@ def train_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int
   if shard.num_examples == 0:
     raise DataError(f'process {process_index} of {process_count} has no train examples')
   key = process_key(seed, process_index)
-  first_position = start_step * batch_size
+  first_position = start_step * batch_size if start_position is None else int(start_position)
 
   def batch_indices(count: int) -> np.ndarray:
     start = first_position + count * batch_size

@@ -5,15 +5,6 @@ import numpy as np
 import pytest
 
 from data_helpers import pixel_value, write_image
-from effnet_jax.data import embedded
-
-
-@pytest.fixture(scope='session')
-def embedded_data_dir(tmp_path_factory):
-  """A TFDS data_dir with fashion_mnist_local prepared from the Debian files (once per session)."""
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  embedded.fashion_mnist_builder(data_dir)
-  return data_dir
 
 
 @pytest.fixture

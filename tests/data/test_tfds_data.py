@@ -1,12 +1,9 @@
 """TFDS data sets through the real pipeline with tfds.testing.mock_data, and TFDS errors."""
 import io
-import os
 import tarfile
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core import naming
 
 from data_helpers import encode_image, random_image
 from effnet_jax.data import (DataConfig, DataError, Preprocessing, dataset_info, eval_iterator,
@@ -16,27 +13,12 @@ NUM_EXAMPLES = 12
 PREP = Preprocessing(image_size=32, eval_size=24, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
-def write_metadata(data_dir, name, splits):
-  """dataset_info.json of a data set whose splits hold NUM_EXAMPLES examples each."""
-  builder = tfds.builder(name, data_dir=data_dir)
-  builder.info.set_splits(tfds.core.SplitDict([
-      tfds.core.SplitInfo(name=split, shard_lengths=[NUM_EXAMPLES], num_bytes=0,
-                          filename_template=naming.ShardedFileTemplate(
-                              data_dir=builder.data_dir, dataset_name=name, split=split,
-                              filetype_suffix='tfrecord'))
-      for split in splits]))
-  os.makedirs(builder.data_dir, exist_ok=True)
-  builder.info.write_to_directory(builder.data_dir)
-
-
 @pytest.fixture
-def mocked_tfds(tmp_path):
+def mocked_tfds(mock_tfds):
   """Mocked fashion_mnist (fixed-size PNG) and tf_flowers (variable-size JPEG)."""
-  write_metadata(tmp_path, 'fashion_mnist', ('train', 'test'))
-  write_metadata(tmp_path, 'tf_flowers', ('train',))
-  with tfds.testing.mock_data(num_examples=NUM_EXAMPLES, data_dir=str(tmp_path),
-                              policy=tfds.testing.MockPolicy.USE_FILES):
-    yield str(tmp_path)
+  with mock_tfds({'fashion_mnist': ('train', 'test'), 'tf_flowers': ('train',)},
+                 NUM_EXAMPLES) as data_dir:
+    yield data_dir
 
 
 @pytest.mark.parametrize('name, eval_split, num_classes', [

@@ -1,0 +1,20 @@
+"""EfficientNetV2-L with progressive learning, the google/automl recipe as released.
+
+ImageNet (TFDS imagenet2012; put the ILSVRC2012 tar files in MANUAL_DIR):
+  python -m effnet_jax.main --config configs/efficientnetv2_l.py --workdir WORKDIR \\
+      --config.data.manual_dir=MANUAL_DIR
+Expected: 85.7 % top-1 (paper and released checkpoint). 4 stages of 87.5 epochs at image sizes
+192/256/320/384 with RandAugment 5 -> 20, Mixup = CutMix 0 -> 0.5 (the released code's values; dropout constant), batch 4096, 350 epochs,
+eval at the model's eval size. The paper's Table 6 values instead (first stage at 128 px,
+dropout ramped too): `--config configs/efficientnetv2_l.py:curriculum=paper`. The fixed-size ablation
+twin: configs/efficientnetv2_l_fixed.py.
+
+Embedded data (Fashion-MNIST on a CPU; the same 4 stages from 16 px up to 32 px):
+  python -m effnet_jax.main --config configs/efficientnetv2_l.py:data=embedded --workdir WORKDIR
+"""
+from effnet_jax.recipes import efficientnetv2
+
+
+def get_config(arg=None):
+  return efficientnetv2('efficientnetv2_l', randaug_magnitude=20.0, mix_alpha=0.5, arg=arg,
+                        paper=dict(max_image_size=380, randaug_magnitude_max=25.0, mixup_alpha_max=0.4, cutmix_alpha_max=0.0, dropout_min=0.1, dropout_max=0.5))

@@ -1,0 +1,69 @@
+"""Train and evaluate a model from an ml_collections config.
+
+  python -m effnet_jax.main                                   # the embedded default job
+  python -m effnet_jax.main --config configs/efficientnet_b0.py:data=imagenet \\
+      --workdir gs://bucket/b0 --config.data.manual_dir=/data/imagenet
+
+``--config.key=value`` overrides any config key; configs are locked, so an unknown key is an
+error naming the closest valid ones. A workdir with checkpoints is resumed.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(_REPO, 'configs', 'default.py')
+
+
+
+def _flag_error(error: BaseException):
+  """Reports a bad flag (e.g. a config key typo) in one line, without a traceback."""
+  message = error
+  while isinstance(message, BaseException) and message.args:  # config_flags nests KeyErrors
+    message = message.args[0]
+  print(f'effnet_jax: error in the flags: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+_FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, flags.Error)
+try:  # config_flags reads the --config.* overrides of sys.argv while defining the flag
+  _CONFIG = config_flags.DEFINE_config_file('config', DEFAULT_CONFIG,
+                                            'Config file (path[:arg]).', lock_config=True)
+except _FLAG_ERRORS as error:
+  _flag_error(error)
+_WORKDIR = flags.DEFINE_string('workdir', os.path.join('workdirs', 'default'),
+                               'Directory for checkpoints and metrics (resumed if it has any).')
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    return flags.FLAGS(argv)
+  except _FLAG_ERRORS as error:
+    _flag_error(error)
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
+  from effnet_jax.data import DataError  # after flag parsing: keeps --help fast
+  from effnet_jax.train.loop import train_and_evaluate
+  try:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (DataError, ValueError, FloatingPointError) as error:
+    # Bad input (config, data, checkpoint) or a diverged run: the message says what to do.
+    if flags.FLAGS['verbosity'].present:
+      raise
+    print(f'effnet_jax: error: {error}\n(--verbosity=0 shows the traceback)', file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(app.run(main, flags_parser=_parse_flags))

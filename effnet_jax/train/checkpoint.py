@@ -1,0 +1,91 @@
+"""Orbax checkpoints: async saves, keep the latest N plus the best, auto-resume, model checks.
+
+A checkpoint holds the ``TrainState`` and a JSON description of the run (model name and
+overrides, the config), so a checkpoint is self-describing and a checkpoint of another model
+is rejected with the list of mismatched parameters instead of a shape error deep in Orbax.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
+
+BEST_METRIC = 'eval/top1'
+
+
+def create_manager(workdir: str, keep: int = 3, keep_best: bool = True,
+                   async_save: bool = True) -> ocp.CheckpointManager:
+  """A manager under ``workdir/checkpoints`` keeping the ``keep`` latest saves (plus the one
+  with the best ``eval/top1`` if ``keep_best``)."""
+  policies = [preservation.LatestN(keep)]
+  if keep_best:
+    policies.append(preservation.BestN(get_metric_fn=lambda m: m[BEST_METRIC], n=1,
+                                       keep_checkpoints_without_metrics=False))
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=preservation.AnyPreservationPolicy(policies),
+      enable_async_checkpointing=async_save, cleanup_tmp_directories=True)
+  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')),
+                               options=options, item_handlers=item_handlers())
+
+
+def item_handlers() -> dict[str, ocp.CheckpointHandler]:
+  """The two items of a checkpoint: the train state (a pytree) and the run description."""
+  return {'state': ocp.StandardCheckpointHandler(), 'run': ocp.JsonCheckpointHandler()}
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, run: dict[str, Any],
+         metrics: dict[str, float] | None = None, force: bool = False) -> bool:
+  """Starts an (async) save of ``state`` and the run description at ``step``."""
+  args = ocp.args.Composite(state=ocp.args.StandardSave(state), run=ocp.args.JsonSave(run))
+  return manager.save(step, args=args, metrics=metrics, force=force)
+
+
+def _key_name(key) -> str:
+  for attr in ('key', 'name', 'idx'):  # DictKey, GetAttrKey, SequenceKey
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def _paths(tree) -> dict[str, tuple]:
+  """``{'params/stem/conv/kernel': shape}``: the same names whether the tree is the train
+  state dataclass or the nested dicts of a checkpoint's metadata."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {'/'.join(_key_name(k) for k in path): getattr(leaf, 'shape', ())
+          for path, leaf in flat}
+
+
+def check_compatible(saved_tree, target_tree, what: str = 'checkpoint') -> None:
+  """Raises ValueError naming every missing, unexpected or differently shaped entry."""
+  saved, target = _paths(saved_tree), _paths(target_tree)
+  missing = sorted(set(target) - set(saved))
+  unexpected = sorted(set(saved) - set(target))
+  reshaped = sorted(k for k in set(saved) & set(target) if tuple(saved[k]) != tuple(target[k]))
+  if missing or unexpected or reshaped:
+    lines = [f'{what} does not match the model being trained:']
+    for label, keys in (('missing from the checkpoint', missing),
+                        ('unexpected in the checkpoint', unexpected),
+                        ('shape differs', [f'{k}: checkpoint {saved[k]} vs model {target[k]}'
+                                           for k in reshaped])):
+      if keys:
+        shown = keys[:12] + ([f'... and {len(keys) - 12} more'] if len(keys) > 12 else [])
+        lines.append(f'  {label} ({len(keys)}): ' + ', '.join(shown))
+    raise ValueError('\n'.join(lines))
+
+
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[Any, dict]:
+  """Restores ``step`` onto the shardings of ``abstract_state`` (any device count).
+
+  ``abstract_state`` is a pytree of ``jax.ShapeDtypeStruct`` with shardings (e.g. from
+  ``jax.eval_shape`` plus the mesh's replicated sharding).
+  """
+  metadata = manager.item_metadata(step)
+  saved_state = metadata['state']
+  if saved_state is not None:
+    check_compatible(saved_state, abstract_state, f'checkpoint step {step} in {manager.directory}')
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state), run=ocp.args.JsonRestore()))
+  return restored['state'], restored['run']

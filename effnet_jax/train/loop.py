@@ -1,0 +1,424 @@
+"""The training loop: config -> data -> device batches -> train step -> metrics/checkpoints.
+
+The same code path runs on a laptop CPU, one GPU and a multi-host TPU pod: the global batch is
+assembled from per-process slices, the step is sharded over every device, logging and summaries
+come from process 0, checkpoints are collective.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from effnet_jax import data as data_lib
+from effnet_jax.config import set_overrides
+from effnet_jax.models import ModelConfig, build_model, get_model_config
+from effnet_jax.train import checkpoint as ckpt_lib
+from effnet_jax.train import curriculum as curriculum_lib
+from effnet_jax.train import optim
+from effnet_jax.train.metrics import MetricWriter, ProgressBar, format_duration
+from effnet_jax.train.step import (BATCH_SPEC, TrainState, TrainStepConfig, bn_axis_name,
+                                   global_batch, make_eval_step, make_mesh, make_train_step,
+                                   resolve_bn_group_size)
+
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM
+
+
+class Preempted(SystemExit):
+  """Raised after the checkpoint on SIGTERM has been written."""
+
+  def __init__(self, step: int):
+    super().__init__(PREEMPTED_EXIT_CODE)
+    self.step = step
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+  """Sizes derived once from the config and the data set."""
+  global_batch_size: int
+  eval_batch_size: int
+  steps_per_epoch: float
+  total_steps: int
+  eval_every_steps: int
+
+
+def make_plan(config: ml_collections.ConfigDict, num_train_examples: int) -> RunPlan:
+  steps_per_epoch = num_train_examples / config.batch_size
+  total = config.num_train_steps or int(math.ceil(config.num_epochs * steps_per_epoch))
+  eval_every = int(round(config.eval_every_epochs * steps_per_epoch)) if config.eval_every_epochs else 0
+  return RunPlan(global_batch_size=config.batch_size,
+                 eval_batch_size=config.eval_batch_size or config.batch_size,
+                 steps_per_epoch=steps_per_epoch, total_steps=total,
+                 eval_every_steps=max(eval_every, 0))
+
+
+def model_config(config: ml_collections.ConfigDict, num_classes: int,
+                 bn_axis: str | None) -> ModelConfig:
+  return get_model_config(config.model, num_classes=num_classes, dtype=config.dtype,
+                          bn_axis_name=bn_axis, **set_overrides(config))
+
+
+def preprocessing(config: ml_collections.ConfigDict, mcfg: ModelConfig) -> data_lib.Preprocessing:
+  """Input preprocessing from the model's metadata and the config's augmentation settings."""
+  augment = {k: v for k, v in config.augment.to_dict().items()
+             if k not in ('mixup_alpha', 'cutmix_alpha', 'label_smoothing')}
+  augment = {k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()}
+  return data_lib.Preprocessing(
+      image_size=config.image_size or mcfg.train_size,
+      eval_size=config.eval_image_size or mcfg.eval_size, crop_fraction=mcfg.crop_fraction,
+      crop_mode=mcfg.crop_mode, interpolation=mcfg.interpolation, mean=tuple(mcfg.mean),
+      std=tuple(mcfg.std), **augment)
+
+
+def create_optimizer(config: ml_collections.ConfigDict, plan: RunPlan, params, stages=None):
+  """``(tx, learning_rate)``; with curriculum ``stages`` of their own batch sizes the schedule
+  runs on in epochs and is scaled by stage batch / config batch (the per-256 rule)."""
+  o, s = config.optimizer, config.schedule
+  learning_rate = optim.learning_rate_schedule(
+      s.name, o.base_learning_rate, plan.global_batch_size, plan.steps_per_epoch,
+      plan.total_steps, warmup_epochs=s.warmup_epochs, decay_epochs=s.decay_epochs,
+      decay_rate=s.decay_rate, min_learning_rate=s.min_learning_rate,
+      warmup_init=s.warmup_init, lr_batch_base=o.lr_batch_base)
+  if stages:
+    learning_rate = curriculum_lib.rescale_schedule(learning_rate, stages,
+                                                    plan.global_batch_size)
+  tx = optim.create_optimizer(
+      o.name, learning_rate, momentum=o.momentum, nesterov=o.nesterov, rms_decay=o.rms_decay,
+      eps=o.eps, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay,
+      weight_decay_mode=o.weight_decay_mode, weight_decay_exclude=o.weight_decay_exclude,
+      lars_trust_coefficient=o.lars_trust_coefficient, grad_clip_norm=o.grad_clip_norm,
+      params=params)
+  return tx, learning_rate
+
+
+def init_state(model, tx, image_size: int, seed: int, ema: bool) -> TrainState:
+  """A fresh train state (jit-able; the same on every process for the same seed)."""
+  variables = model.init(jax.random.key(seed), jnp.zeros((1, image_size, image_size, 3)),
+                         train=False)
+  params, batch_stats = variables['params'], variables['batch_stats']
+  copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                    opt_state=tx.init(params), ema_params=copy(params) if ema else None,
+                    ema_batch_stats=copy(batch_stats) if ema else None)
+
+
+def evaluate(eval_step, variables, batches, mesh) -> dict[str, float]:
+  """Top-1/top-5/loss over one pass of ``batches`` (masked sums, so padding never counts)."""
+  totals = None
+  for batch in batches:
+    sums = eval_step(variables, global_batch(mesh, batch))
+    totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  count = float(totals['count'])
+  return {'top1': float(totals['top1']) / count, 'top5': float(totals['top5']) / count,
+          'loss': float(totals['loss']) / count, 'count': count}
+
+
+class _SigtermFlag:
+  """Turns SIGTERM into a flag the loop polls (the handler itself does no work)."""
+
+  def __init__(self):
+    self.received = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: no signal handling
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    self.received = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _log(message: str) -> None:
+  if jax.process_index() == 0:
+    print(message, flush=True)
+
+
+@dataclasses.dataclass
+class Run:
+  """What a config builds before any array exists (shared by training and ``evaluate``)."""
+  mcfg: ModelConfig
+  model: Any
+  prep: data_lib.Preprocessing
+  stages: list
+  plan: RunPlan  # total_steps: the curriculum's
+  tx: Any
+  learning_rate: Any
+  abstract_state: TrainState  # ShapeDtypeStructs, replicated over the mesh
+
+
+def build_run(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo, mesh) -> Run:
+  plan = make_plan(config, info.num_train_examples)
+  mcfg = model_config(config, info.num_classes, bn_axis_name(mesh))
+  model = build_model(mcfg)
+  prep = preprocessing(config, mcfg)
+  stages = curriculum_lib.build_stages(
+      config.curriculum, total_steps=plan.total_steps, batch_size=plan.global_batch_size,
+      train_size=prep.image_size, randaug_magnitude=config.augment.randaug_magnitude,
+      mixup_alpha=config.augment.mixup_alpha, cutmix_alpha=config.augment.cutmix_alpha,
+      dropout_rate=mcfg.dropout_rate)
+  for stage in stages:
+    if stage.batch_size % mesh.size:  # (then also a multiple of the process count)
+      raise ValueError(f'batch size {stage.batch_size} (stage {stage.index + 1}) is not a '
+                       f'multiple of the device count {mesh.size}')
+  abstract = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((1, prep.image_size, prep.image_size, 3)), train=False))
+  tx, learning_rate = create_optimizer(config, plan, abstract['params'], stages)
+  plan = dataclasses.replace(plan, total_steps=curriculum_lib.total_steps(stages))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  abstract_state = jax.eval_shape(
+      lambda: init_state(model, tx, prep.image_size, config.seed, bool(config.ema_decay)))
+  abstract_state = jax.tree_util.tree_map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state)
+  return Run(mcfg, model, prep, stages, plan, tx, learning_rate, abstract_state)
+
+
+def _abstract_batch(mesh, batch_size: int, image_size: int, eval_mode: bool = False):
+  sharding = jax.sharding.NamedSharding(mesh, BATCH_SPEC)
+  batch = {'images': jax.ShapeDtypeStruct((batch_size, image_size, image_size, 3), jnp.float32,
+                                          sharding=sharding),
+           'labels': jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharding)}
+  if eval_mode:
+    batch['mask'] = jax.ShapeDtypeStruct((batch_size,), jnp.float32, sharding=sharding)
+  return batch
+
+
+def bucket_at(stages, stage: curriculum_lib.Stage, step: int, seed: int, mix: bool) -> int:
+  """The image size step ``step`` trains at: the stage's, or with ``bucket_mix`` a random one of
+  the stage sizes so far — drawn from (seed, step), so every host picks the same."""
+  if not mix or stage.index == 0:
+    return stage.image_size
+  sizes = curriculum_lib.bucket_sizes(stages[:stage.index + 1])
+  return sizes[int(np.random.default_rng([seed, step]).integers(len(sizes)))]
+
+
+def enable_compilation_cache(directory: str) -> None:
+  """Persistent XLA compilation cache (a restart with the same programs skips compiling)."""
+  if directory:
+    jax.config.update('jax_compilation_cache_dir', directory)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+    jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and evaluates.
+
+  Returns the final metrics (``eval/top1``, ``eval_ema/top1``, ... and ``wall_seconds``).
+  """
+  start_time = time.time()
+  is_main = jax.process_index() == 0
+  enable_compilation_cache(config.compilation_cache_dir)
+  data_config = data_lib.DataConfig(**config.data.to_dict())
+  info = data_lib.dataset_info(data_config)
+
+  family = get_model_config(config.model).family
+  group = resolve_bn_group_size(config.bn_group_size, jax.device_count(), family)
+  mesh = make_mesh(group)
+  run = build_run(config, info, mesh)
+  mcfg, model, prep, stages, tx, learning_rate, abstract_state = (
+      run.mcfg, run.model, run.prep, run.stages, run.tx, run.learning_rate, run.abstract_state)
+  plan, total_steps = run.plan, run.plan.total_steps
+  ema = bool(config.ema_decay)
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+  writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
+  manager = ckpt_lib.create_manager(workdir, keep=config.keep_checkpoints,
+                                    async_save=config.async_checkpoints)
+  run_info = {'model': config.model, 'model_overrides': set_overrides(config),
+              'num_classes': info.num_classes, 'class_names': list(info.class_names),
+              'image_size': prep.image_size, 'eval_image_size': prep.eval_size,
+              'config': json.loads(config.to_json())}
+  latest = manager.latest_step()
+  if latest is not None:
+    state, _ = ckpt_lib.restore(manager, latest, abstract_state)
+    _log(f'resumed from {manager.directory} step {latest}')
+  else:
+    state = jax.jit(lambda: init_state(model, tx, prep.image_size, config.seed, ema),
+                    out_shardings=replicated)()
+  start_step = int(jax.device_get(state.step))
+
+  params = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(state.params))
+  _log(f'{config.model}: {params:,} params, {info.num_classes} classes; '
+       f'{jax.device_count()} devices ({jax.devices()[0].platform}), '
+       f'{jax.process_count()} processes, BN groups of {group}; '
+       f'global batch {plan.global_batch_size}, {plan.total_steps} steps '
+       f'({plan.total_steps / plan.steps_per_epoch:.2f} epochs), train {prep.image_size} px, '
+       f'eval {prep.eval_size} px')
+  if len(stages) > 1:
+    _log(f'progressive learning, {len(stages)} stages (schedule {config.curriculum.schedule}'
+         f'{", bucket mix" if config.curriculum.bucket_mix else ""}):\n' +
+         curriculum_lib.format_table(stages, plan.global_batch_size, plan.steps_per_epoch))
+
+  rng = jax.random.key(config.seed + 1)
+  programs: dict[tuple, Any] = {}  # (stage settings, bucket) -> compiled train step
+
+  def program_key(stage: curriculum_lib.Stage, bucket: int) -> tuple:
+    return (stage.image_size, bucket, stage.batch_size, stage.dropout_rate, stage.mixup_alpha,
+            stage.cutmix_alpha)
+
+  def train_program(stage: curriculum_lib.Stage, bucket: int):
+    """The stage's train step at image size ``bucket``, compiled exactly once (and logged)."""
+    key = program_key(stage, bucket)
+    if key not in programs:
+      stage_model = build_model(dataclasses.replace(mcfg, dropout_rate=stage.dropout_rate))
+      step_cfg = TrainStepConfig(
+          num_classes=info.num_classes, label_smoothing=config.augment.label_smoothing,
+          mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
+          ema_decay=config.ema_decay, ema_warmup=config.ema_warmup,
+          resize_to=bucket if bucket != stage.image_size else 0)
+      jitted = make_train_step(mesh, stage_model, tx, learning_rate, step_cfg)
+      t0 = time.time()
+      programs[key] = jitted.lower(
+          abstract_state, _abstract_batch(mesh, stage.batch_size, stage.image_size),
+          rng).compile()
+      writer.write(None, {}, event='compile', fn='train_step', image_size=bucket,
+                   batch_size=stage.batch_size, stage=stage.index + 1,
+                   seconds=round(time.time() - t0, 3))
+    return programs[key]
+
+  eval_programs: dict[int, Any] = {}
+  eval_jitted = make_eval_step(mesh, model)
+
+  def eval_program():
+    if not eval_programs:
+      variables = {'params': abstract_state.params, 'batch_stats': abstract_state.batch_stats}
+      t0 = time.time()
+      eval_programs[0] = eval_jitted.lower(
+          variables, _abstract_batch(mesh, plan.eval_batch_size, prep.eval_size, True)).compile()
+      writer.write(None, {}, event='compile', fn='eval_step', image_size=prep.eval_size,
+                   batch_size=plan.eval_batch_size, seconds=round(time.time() - t0, 3))
+    return eval_programs[0]
+
+  def eval_batches():
+    return data_lib.eval_iterator(data_config, prep, plan.eval_batch_size,
+                                  jax.process_index(), jax.process_count())
+
+  def run_eval(step: int) -> dict[str, float]:
+    results = {}
+    targets = [('eval', {'params': state.params, 'batch_stats': state.batch_stats})]
+    if ema:
+      targets.append(('eval_ema', {'params': state.ema_params,
+                                   'batch_stats': state.ema_batch_stats}))
+    compiled_eval = eval_program()
+    for prefix, variables in targets:
+      for k, v in evaluate(compiled_eval, variables, eval_batches(), mesh).items():
+        results[f'{prefix}/{k}'] = v
+    writer.write(step, results)
+    _log(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in results.items()
+                                       if k.endswith(('top1', 'top5', 'loss'))))
+    return results
+
+  def save(step: int, metrics=None, force=False):
+    ckpt_lib.save(manager, step, state, run_info, metrics=metrics, force=force)
+
+  def stage_batches(stage: curriculum_lib.Stage, step: int):
+    """The stage's input pipeline, continuing the example stream where step ``step`` is."""
+    position = stage.start_position + (step - stage.start_step) * stage.batch_size
+    stage_prep = dataclasses.replace(prep, image_size=stage.image_size,
+                                     randaug_magnitude=stage.randaug_magnitude)
+    return data_lib.train_iterator(
+        data_config, stage_prep, stage.batch_size, config.seed,
+        start_position=position // jax.process_count(),
+        process_index=jax.process_index(), process_count=jax.process_count())
+
+  mix = bool(config.curriculum.bucket_mix) and len(stages) > 1
+  if config.curriculum.aot_compile and start_step < total_steps:
+    # Every remaining stage's programs now, in the same order on every host (a resumed run
+    # does not compile the stages it has finished).
+    t0 = time.time()
+    for stage in stages[curriculum_lib.stage_at(stages, start_step).index:]:
+      buckets = (curriculum_lib.bucket_sizes(stages[:stage.index + 1]) if mix and stage.index
+                 else [stage.image_size])
+      for bucket in buckets:
+        train_program(stage, bucket)
+    if len(programs) > 1:
+      _log(f'compiled {len(programs)} train-step programs in {time.time() - t0:.1f} s')
+
+  stage, train_batches = None, None
+  progress = ProgressBar(plan.total_steps, plan.global_batch_size, start_step,
+                         enabled=is_main and config.progress_bar)
+  last_log_time, images_since_log = time.time(), 0
+  with _SigtermFlag() as sigterm:
+    for step in range(start_step, plan.total_steps):
+      current = curriculum_lib.stage_at(stages, step)
+      if current is not stage:
+        stage = current
+        train_batches = stage_batches(stage, step)
+        progress.batch_size = stage.batch_size
+        if len(stages) > 1:
+          _log(f'stage {stage.index + 1}/{len(stages)} from step {step}: image {stage.image_size}'
+               f' px, batch {stage.batch_size}, RandAugment {stage.randaug_magnitude:g}, mixup '
+               f'{stage.mixup_alpha:g}, cutmix {stage.cutmix_alpha:g}, dropout '
+               f'{stage.dropout_rate:g}')
+      batch = global_batch(mesh, next(train_batches))
+      bucket = bucket_at(stages, stage, step, config.seed, mix)
+      if program_key(stage, bucket) not in programs:
+        train_program(stage, bucket)
+        progress.restart_clock(step)
+        last_log_time, images_since_log = time.time(), 0
+      state, metrics = programs[program_key(stage, bucket)](state, batch, rng)
+      done = step + 1
+      images_since_log += stage.batch_size
+      if done % config.log_every_steps == 0 or done == plan.total_steps:
+        metrics = jax.device_get(metrics)
+        if not math.isfinite(float(metrics['loss'])):
+          manager.wait_until_finished()
+          raise FloatingPointError(
+              f'loss is {metrics["loss"]} at step {done}; stopping without saving. The last '
+              f'good checkpoint is step {manager.latest_step()} in {manager.directory}.')
+        now = time.time()
+        rate = images_since_log / max(now - last_log_time, 1e-9)
+        last_log_time, images_since_log = now, 0
+        epoch = (stage.start_reference_step + (done - stage.start_step) * stage.batch_size /
+                 plan.global_batch_size) / plan.steps_per_epoch
+        extra = {'train/image_size': bucket, 'train/stage': stage.index + 1} if len(stages) > 1 \
+            else {}
+        writer.write(done, {f'train/{k}': v for k, v in metrics.items()} |
+                     {'train/images_per_sec': rate, 'train/epoch': epoch} | extra)
+        progress.update(done, float(metrics['loss']), float(metrics['learning_rate']),
+                        force=True)
+      else:
+        progress.update(done)
+      # periodic evaluations, except within the last tenth of an interval (the final one follows)
+      is_eval = (plan.eval_every_steps and done % plan.eval_every_steps == 0
+                 and plan.total_steps - done >= max(1, plan.eval_every_steps // 10))
+      if is_eval:
+        results = run_eval(done)
+        save(done, metrics={ckpt_lib.BEST_METRIC: results['eval/top1']})
+        progress.restart_clock(done)
+        last_log_time, images_since_log = time.time(), 0
+      elif done % config.checkpoint_every_steps == 0:
+        save(done)
+      if sigterm.received:
+        save(done, force=True)
+        manager.wait_until_finished()
+        _log(f'SIGTERM: saved step {done} to {manager.directory}; exiting')
+        raise Preempted(done)
+  progress.close()
+  final_step = int(jax.device_get(state.step))
+  results = run_eval(final_step)
+  if manager.latest_step() != final_step:
+    save(final_step, metrics={ckpt_lib.BEST_METRIC: results['eval/top1']}, force=True)
+  manager.wait_until_finished()
+  manager.close()
+  results = dict(results, wall_seconds=round(time.time() - start_time, 1), step=final_step)
+  writer.write(final_step, {k: v for k, v in results.items() if k != 'step'}, final=True)
+  writer.close()
+  summary = ', '.join(f'{k} {v:.4f}' for k, v in results.items() if k.endswith('top1'))
+  _log(f'final: step {final_step}, {summary}, wall time {format_duration(results["wall_seconds"])}')
+  return results

@@ -1,0 +1,103 @@
+"""Every config file: loads, locks, names a registered model, documents launch and result."""
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from effnet_jax.config import set_overrides
+from effnet_jax.models import get_model_config
+
+CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', 'configs', '*.py')))
+EMBEDDED_ONLY = ('default.py', 'curriculum_smoke.py')  # configs of the embedded data set only
+RECIPES = [c for c in CONFIGS if not c.endswith(EMBEDDED_ONLY)]
+
+
+def load(path):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_every_required_recipe_exists():
+  names = {os.path.basename(c)[:-3] for c in CONFIGS}
+  required = ({f'efficientnet_b{i}' for i in range(8)} | {'efficientnetv2_s', 'efficientnetv2_m',
+              'efficientnetv2_l'} | {f'rexnet_{w}' for w in (100, 130, 150, 200, 300)} |
+              {'default'})
+  assert required <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_config_loads_and_documents_itself(path):
+  module = load(path)
+  assert 'python -m effnet_jax.main' in module.__doc__ and 'Expected' in module.__doc__
+  embedded_only = path.endswith(EMBEDDED_ONLY)
+  variants = [None] if embedded_only else [None, 'data=imagenet', 'data=embedded']
+  for arg in variants:
+    config = module.get_config(arg)
+    config.lock()
+    model = get_model_config(config.model, **set_overrides(config))  # overrides are valid
+    assert config.batch_size > 0 and config.num_epochs > 0
+    if arg == 'data=embedded' or arg is None and embedded_only:
+      assert config.data.source == 'embedded' and config.dtype == 'float32'
+    elif arg is not None or not embedded_only:
+      assert config.data.name == 'imagenet2012' and config.data.eval_split == 'validation'
+      assert config.image_size == 0  # the model's own train size
+      assert model.train_size >= 192
+
+
+@pytest.mark.parametrize('path', RECIPES, ids=os.path.basename)
+def test_recipe_rejects_unknown_arguments(path):
+  with pytest.raises(ValueError, match='valid'):
+    load(path).get_config('data=cifar')
+  with pytest.raises(ValueError, match='unknown config argument'):
+    load(path).get_config('runlocal')
+
+
+def test_official_hyper_parameters():
+  b0 = load(os.path.join(os.path.dirname(CONFIGS[0]), 'efficientnet_b0.py')).get_config()
+  assert (b0.optimizer.name, b0.optimizer.base_learning_rate, b0.batch_size) == (
+      'rmsprop_tf', 0.016, 2048)
+  assert (b0.schedule.decay_rate, b0.schedule.decay_epochs, b0.schedule.warmup_epochs) == (
+      0.97, 2.4, 5.0)
+  assert (b0.optimizer.weight_decay, b0.optimizer.weight_decay_exclude, b0.ema_decay) == (
+      1e-5, 'bn', 0.9999)
+  v2m = load(os.path.join(os.path.dirname(CONFIGS[0]), 'efficientnetv2_m.py')).get_config()
+  assert (v2m.augment.augment, v2m.augment.randaug_magnitude, v2m.augment.mixup_alpha) == (
+      'randaugment', 15.0, 0.2)
+  assert v2m.optimizer.weight_decay_exclude == 'bn_and_bias' and v2m.batch_size == 4096
+  rx = load(os.path.join(os.path.dirname(CONFIGS[0]), 'rexnet_100.py')).get_config()
+  assert (rx.optimizer.name, rx.optimizer.nesterov, rx.schedule.name, rx.batch_size) == (
+      'sgd', True, 'cosine', 512)
+  assert rx.optimizer.base_learning_rate * rx.batch_size / 256 == pytest.approx(0.5)
+
+
+def test_progressive_configs_and_their_fixed_twins():
+  import math
+  from effnet_jax.train.curriculum import build_stages
+  here = os.path.dirname(CONFIGS[0])
+  for name, sizes in [('efficientnetv2_s', [171, 214, 257, 300]),
+                      ('efficientnetv2_m', [192, 256, 320, 384]),
+                      ('efficientnetv2_b3', [156, 184, 212, 240])]:
+    config = load(os.path.join(here, f'{name}.py')).get_config()
+    fixed = load(os.path.join(here, f'{name}_fixed.py')).get_config() if 'b3' not in name else None
+    model = get_model_config(config.model)
+    stages = build_stages(config.curriculum, total_steps=107336, batch_size=config.batch_size,
+                          train_size=model.train_size,
+                          randaug_magnitude=config.augment.randaug_magnitude,
+                          mixup_alpha=config.augment.mixup_alpha,
+                          cutmix_alpha=config.augment.cutmix_alpha,
+                          dropout_rate=model.dropout_rate)
+    assert [s.image_size for s in stages] == sizes
+    if fixed is not None:
+      assert fixed.curriculum.num_stages == 0
+      config.curriculum.num_stages = 0
+      assert config.to_dict() == fixed.to_dict()  # the twins differ only in the curriculum
+  paper = load(os.path.join(here, 'efficientnetv2_s.py')).get_config('curriculum=paper')
+  assert (paper.curriculum.schedule, paper.curriculum.randaug_magnitude_max,
+          paper.curriculum.dropout_min, paper.curriculum.dropout_max) == ('paper', 15.0, 0.1, 0.3)
+  assert math.isclose(load(os.path.join(here, 'efficientnetv2_m.py')).get_config(
+      'curriculum=paper').curriculum.mixup_alpha_max, 0.2)
+  with pytest.raises(ValueError, match='curriculum'):
+    load(os.path.join(here, 'efficientnetv2_s.py')).get_config('curriculum=linear')

@@ -1,0 +1,186 @@
+"""The trainer end to end: real pipeline, checkpoints, resume after SIGKILL/SIGTERM, bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from effnet_jax.train.checkpoint import item_handlers
+from effnet_jax.train.loop import PREEMPTED_EXIT_CODE, train_and_evaluate
+from effnet_jax.train.metrics import read_metrics
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CONFIG = os.path.join(REPO, 'configs', 'default.py')
+
+
+def tiny_config(**changes):
+  """The embedded default config shrunk to seconds: a phi=-12 EfficientNet at 16 px."""
+  sys.path.insert(0, os.path.dirname(DEFAULT_CONFIG))
+  try:
+    import default  # configs/default.py
+  finally:
+    sys.path.pop(0)
+  c = default.get_config()
+  c.model_overrides.phi = -12.0
+  c.image_size = c.eval_image_size = 16
+  c.batch_size = 16
+  c.num_train_steps = 6
+  c.log_every_steps = 2
+  c.eval_every_epochs = 0.0
+  c.checkpoint_every_steps = 3
+  c.progress_bar = False
+  c.tensorboard = False
+  c.async_checkpoints = False
+  c.update_from_flattened_dict(changes)
+  c.lock()
+  return c
+
+
+# Command-line flags giving the same tiny run through `python -m effnet_jax.main`.
+TINY_FLAGS = ['--config.model_overrides.phi=-12', '--config.image_size=16',
+              '--config.eval_image_size=16', '--config.batch_size=16',
+              '--config.log_every_steps=10', '--config.eval_every_epochs=0',
+              '--config.progress_bar=False', '--config.tensorboard=False',
+              '--config.data.eval_split=test[:256]']
+
+
+def saved_state(workdir, step):
+  manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'),
+                                  item_handlers=item_handlers())
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  manager.close()
+  return restored['state']
+
+
+def test_end_to_end_on_mock_tfds(tmp_path, mock_tfds):
+  """One train and eval pass through the real pipeline on mock TFDS data, 4 devices."""
+  workdir = str(tmp_path / 'workdir')
+  with mock_tfds({'fashion_mnist': ('train', 'test')}, 37) as data_dir:  # last batch padded
+    config = tiny_config(**{'data.source': 'tfds', 'data.name': 'fashion_mnist',
+                            'data.data_dir': data_dir, 'data.cache': False,
+                            'num_train_steps': 4})
+    results = train_and_evaluate(config, workdir)
+  assert results['step'] == 4 and results['eval/count'] == 37
+  assert 0 <= results['eval/top1'] <= 1 and 'eval_ema/top1' in results
+  records = read_metrics(workdir)
+  compiles = [r for r in records if r.get('event') == 'compile']
+  assert compiles and compiles[0]['fn'] == 'train_step' and compiles[0]['image_size'] == 16
+  train = [r for r in records if 'train/loss' in r]
+  assert [r['step'] for r in train] == [2, 4]
+  for key in ('train/loss', 'train/learning_rate', 'train/images_per_sec', 'train/top1'):
+    assert np.isfinite(train[-1][key])
+  final = [r for r in records if r.get('final')]
+  assert final and final[0]['eval/top1'] == results['eval/top1']
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints', '4'))
+
+
+def test_wrong_model_checkpoint_is_rejected(tmp_path, embedded_data_dir):
+  train_and_evaluate(tiny_config(**{'data.data_dir': embedded_data_dir,
+                                    'data.eval_split': 'test[:32]', 'num_train_steps': 1}),
+                     str(tmp_path))
+  other = tiny_config(**{'data.data_dir': embedded_data_dir, 'model': 'rexnet_100',
+                         'num_train_steps': 2})
+  with pytest.raises(ValueError, match=r'does not match the model(.|\n)*missing from the '
+                                       r'checkpoint(.|\n)*stages_0'):
+    train_and_evaluate(other, str(tmp_path))
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path, embedded_data_dir):
+  config = tiny_config(**{'data.data_dir': embedded_data_dir, 'num_train_steps': 8,
+                          'optimizer.base_learning_rate': 1e30, 'checkpoint_every_steps': 2,
+                          'log_every_steps': 4, 'ema_decay': 0.0})
+  with pytest.raises(FloatingPointError, match=r'loss is nan at step \d+(.|\n)*last good '
+                                               r'checkpoint is step'):
+    train_and_evaluate(config, str(tmp_path))
+
+
+def run_main(workdir, data_dir, extra=(), devices=4, wait=True):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3',
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  cmd = [sys.executable, '-m', 'effnet_jax.main', f'--workdir={workdir}',
+         f'--config.data.data_dir={data_dir}', *TINY_FLAGS, *extra]
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  if wait:
+    out, _ = proc.communicate(timeout=600)
+    return proc.returncode, out
+  return proc
+
+
+def wait_for(predicate, proc, timeout=300):
+  start = time.time()
+  while not predicate():
+    if proc.poll() is not None:
+      raise AssertionError(f'process ended early:\n{proc.stdout.read()}')
+    if time.time() - start > timeout:
+      proc.kill()
+      raise AssertionError('timed out')
+    time.sleep(0.05)
+
+
+def finished_steps(workdir):
+  root = os.path.join(workdir, 'checkpoints')
+  return sorted(int(d) for d in os.listdir(root) if d.isdigit()) if os.path.isdir(root) else []
+
+
+def test_sigkill_then_restart_ends_with_the_same_parameters(tmp_path, embedded_data_dir):
+  steps = ['--config.num_train_steps=240', '--config.checkpoint_every_steps=40']
+  reference, killed = str(tmp_path / 'reference'), str(tmp_path / 'killed')
+  code, out = run_main(reference, embedded_data_dir, steps)
+  assert code == 0, out
+  proc = run_main(killed, embedded_data_dir, steps, wait=False)
+  wait_for(lambda: finished_steps(killed), proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  interrupted_at = finished_steps(killed)[-1]
+  assert interrupted_at < 240, 'the run finished before it could be killed'
+  code, out = run_main(killed, embedded_data_dir, steps)
+  assert code == 0, out
+  assert 'resumed from' in out and f'step {interrupted_at}' in out
+  a, b = saved_state(reference, 240), saved_state(killed, 240)
+  leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+  assert len(leaves_a) == len(leaves_b)
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_sigterm_saves_and_resumes_on_another_device_count(tmp_path, embedded_data_dir):
+  workdir = str(tmp_path)
+  steps = ['--config.num_train_steps=2000', '--config.checkpoint_every_steps=1000']
+  proc = run_main(workdir, embedded_data_dir, steps, wait=False)
+  metrics = os.path.join(workdir, 'metrics.jsonl')
+  wait_for(lambda: os.path.exists(metrics) and 'train/loss' in open(metrics).read(), proc)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == PREEMPTED_EXIT_CODE, out
+  assert 'Traceback' not in out and 'SIGTERM: saved step' in out
+  saved = finished_steps(workdir)
+  assert saved and 0 < saved[-1] < 2000
+  # Resume on 2 devices instead of 4 and finish a short run.
+  code, out = run_main(workdir, embedded_data_dir,
+                       ['--config.num_train_steps=' + str(saved[-1] + 4)], devices=2)
+  assert code == 0, out
+  assert 'resumed from' in out and '2 devices' in out
+  assert finished_steps(workdir)[-1] == saved[-1] + 4
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--config.optimizer.learning_rat=0.1', 'Did you mean "base_learning_rate"'),
+    ('--config.model_overrides.widht_mult=0.5', 'Did you mean "width_mult"'),
+    ('--config.model=efficientnet_b9', "unknown model 'efficientnet_b9'"),
+])
+def test_config_typos_are_clear_errors(tmp_path, flag, message):
+  code, out = run_main(str(tmp_path), str(tmp_path / 'tfds'), [flag])
+  assert code != 0 and message in out and 'Traceback' not in out, out
+
+
+def test_missing_data_set_is_a_clear_error(tmp_path):
+  code, out = run_main(str(tmp_path), str(tmp_path / 'empty'),
+                       ['--config.data.source=tfds', '--config.data.name=imagenet2012'])
+  assert code != 0 and "'imagenet2012' is not prepared" in out and 'manual_dir' in out, out
+  assert 'Traceback' not in out
