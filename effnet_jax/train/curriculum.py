@@ -63,7 +63,7 @@ def _snap(size: float, multiple: int) -> int:
   return size
 
 
-def _ramp(lo: float, hi: float, num_stages: int, schedule: str) -> list[float]:
+def _ramp(lo: float, hi: float, num_stages: int) -> list[float]:
   """``linspace(lo, hi, M)`` (both schedules interpolate regularization this way)."""
   if num_stages == 1:
     return [float(hi)]
@@ -76,7 +76,7 @@ def stage_image_sizes(num_stages: int, min_size: int, max_size: int, schedule: s
   if schedule == 'code':
     sizes = [min_size + (max_size - min_size) * (k + 1) / num_stages for k in range(num_stages)]
   else:
-    sizes = _ramp(min_size, max_size, num_stages, schedule)
+    sizes = _ramp(min_size, max_size, num_stages)
   return [_snap(s, multiple) for s in sizes]
 
 
@@ -112,14 +112,14 @@ def build_stages(curriculum: ml_collections.ConfigDict, *, total_steps: int, bat
   if len(batches) != num or min(batches) < 1:
     raise ValueError(f'curriculum.batch_sizes={c.batch_sizes!r}: expected {num} positive sizes')
   ra_max = c.randaug_magnitude_max or randaug_magnitude
-  magnitudes = _ramp(c.randaug_magnitude_min, ra_max, num, c.schedule)
+  magnitudes = _ramp(c.randaug_magnitude_min, ra_max, num)
   mix_max = c.mixup_alpha_max if c.mixup_alpha_max >= 0 else mixup_alpha
   cut_max = c.cutmix_alpha_max if c.cutmix_alpha_max >= 0 else cutmix_alpha
-  mixups = _ramp(c.mixup_alpha_min, mix_max, num, c.schedule)
-  cutmixes = _ramp(c.mixup_alpha_min if cut_max else 0.0, cut_max, num, c.schedule)
+  mixups = _ramp(c.mixup_alpha_min, mix_max, num)
+  cutmixes = _ramp(c.mixup_alpha_min if cut_max else 0.0, cut_max, num)
   drop_max = c.dropout_max if c.dropout_max >= 0 else dropout_rate
   if c.schedule == 'paper' and c.dropout_min >= 0:
-    dropouts = _ramp(c.dropout_min, drop_max, num, c.schedule)
+    dropouts = _ramp(c.dropout_min, drop_max, num)
   else:  # the released code computes a dropout ramp and then discards it
     dropouts = [drop_max] * num
 
