@@ -12,6 +12,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
+  from effnet_jax.runtime import use_caching_allocator
+  use_caching_allocator()
 import time
 
 from absl import app, flags, logging

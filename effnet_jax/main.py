@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
+if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
+  from effnet_jax.runtime import use_caching_allocator
+  use_caching_allocator()
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 

@@ -174,3 +174,26 @@ def test_three_stage_run_compiles_three_times_and_resumes_in_stage_two(
   assert rows[0]['eval/top1'] == final['eval/top1']  # 16 px is the run's own eval size
   assert rows[0]['eval_ema/loss'] == pytest.approx(final['eval_ema/loss'], rel=1e-5)
   assert 'EMA top-1' in format_rows(rows)
+
+
+def test_bucket_mix_run_trains_the_drawn_sizes_and_compiles_each_once(tmp_path, embedded_data_dir):
+  """Two stages (16, 20 px) with bucket_mix: from stage 2 on each step trains at 16 or 20 px as
+  drawn from (seed, step); the 16 px batches of stage 2 are resized on device, a program of its
+  own (stage 2's regularization), compiled lazily, once."""
+  config = curriculum_config(embedded_data_dir, **{
+      'num_train_steps': 10, 'log_every_steps': 1, 'curriculum.num_stages': 2,
+      'curriculum.image_sizes': '16,20', 'curriculum.bucket_mix': True,
+      'curriculum.aot_compile': False})
+  stages = cl.build_stages(config.curriculum, total_steps=10, batch_size=16, train_size=20,
+                           randaug_magnitude=9.0, mixup_alpha=0.0, cutmix_alpha=0.0,
+                           dropout_rate=0.0)
+  expected = {step + 1: loop.bucket_at(stages, cl.stage_at(stages, step), step, config.seed, True)
+              for step in range(10)}
+  assert set(list(expected.values())[5:]) == {16, 20}, 'pick a seed that draws both sizes'
+  workdir = str(tmp_path)
+  loop.train_and_evaluate(config, workdir)
+  records = [r for r in read_metrics(workdir) if 'train/loss' in r]
+  assert {r['step']: r['train/image_size'] for r in records} == expected
+  assert all(np.isfinite(r['train/loss']) for r in records)
+  events = [(e['stage'], e['image_size']) for e in compiles(workdir)]
+  assert sorted(events) == [(1, 16), (2, 16), (2, 20)]

@@ -1,4 +1,9 @@
-"""Sharded train step: device-count invariance, BN groups, the gradient trap, eval masking."""
+"""Sharded train step: device-count invariance, BN groups, the gradient trap, eval masking.
+
+Every configuration is trained once (``trained`` is cached) and shared by the tests that read
+it: each distinct mesh is one XLA compilation, the slow part of these tests on a CPU."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +18,8 @@ from effnet_jax.train.step import (TrainStepConfig, bn_axis_name, global_batch, 
 
 NUM_CLASSES = 5
 SIZE = 16
+LR = 0.01
+BATCH = 16
 
 
 def tiny_model(mesh, **overrides):
@@ -22,25 +29,32 @@ def tiny_model(mesh, **overrides):
       depthwise_impl='unrolled', **overrides))
 
 
-def batches(n, batch_size=16, seed=0):
+def batches(n, batch_size=BATCH, seed=0):
   rs = np.random.RandomState(seed)
   return [{'images': rs.randn(batch_size, SIZE, SIZE, 3).astype(np.float32),
            'labels': rs.randint(0, NUM_CLASSES, batch_size).astype(np.int32)} for _ in range(n)]
 
 
-def train(num_devices, bn_group_size, data, lr=0.01, ema_decay=0.99):
+DATA = batches(4)
+
+
+@functools.cache
+def trained(num_devices, bn_group_size):
+  """SGD (momentum 0.9, so the first update is exactly -LR * gradient) over DATA on a
+  ``num_devices`` mesh: (losses, [initial state, state after each step], model)."""
   mesh = make_mesh(bn_group_size, jax.devices()[:num_devices])
   model = tiny_model(mesh)
-  tx = optax.sgd(lr, momentum=0.9)
+  tx = optax.sgd(LR, momentum=0.9)
   state = jax.jit(lambda: init_state(model, tx, SIZE, 0, ema=True),
                   out_shardings=NamedSharding(mesh, P()))()
-  step = make_train_step(mesh, model, tx, lambda s: lr,
-                         TrainStepConfig(num_classes=NUM_CLASSES, ema_decay=ema_decay))
-  losses = []
-  for batch in data:
+  step = make_train_step(mesh, model, tx, lambda s: LR,
+                         TrainStepConfig(num_classes=NUM_CLASSES, ema_decay=0.99))
+  losses, states = [], [jax.device_get(state)]
+  for batch in DATA:
     state, metrics = step(state, global_batch(mesh, batch), jax.random.key(0))
     losses.append(float(metrics['loss']))
-  return losses, jax.device_get(state), model
+    states.append(jax.device_get(state))
+  return losses, states, model
 
 
 def test_fake_devices_available():
@@ -48,58 +62,59 @@ def test_fake_devices_available():
 
 
 def test_one_and_four_devices_agree_with_global_batch_norm():
-  data = batches(4)
-  losses1, state1, _ = train(1, 1, data)
-  losses4, state4, _ = train(4, 4, data)  # bn_group_size 0 == all 4 devices
+  losses1, states1, _ = trained(1, 1)
+  losses4, states4, _ = trained(4, 4)  # bn_group_size 4 == 0 == all 4 devices
   np.testing.assert_allclose(losses1, losses4, rtol=1e-4)
   for tree in ('params', 'batch_stats', 'ema_params'):
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4),
-                           getattr(state1, tree), getattr(state4, tree))
+                           getattr(states1[-1], tree), getattr(states4[-1], tree))
   assert losses1[-1] < losses1[0]  # it learns
 
 
 def test_gradient_is_not_multiplied_by_device_count():
-  """One SGD step without momentum: the update equals lr * the single-device gradient."""
-  data = batches(1)
-  _, state1, model = train(1, 1, data, lr=0.1, ema_decay=0.0)
-  _, state4, _ = train(4, 4, data, lr=0.1, ema_decay=0.0)
-  init = jax.device_get(jax.jit(lambda: init_state(model, optax.sgd(0.1), SIZE, 0, False))())
-  delta1 = jax.tree_util.tree_map(lambda a, b: a - b, state1.params, init.params)
-  delta4 = jax.tree_util.tree_map(lambda a, b: a - b, state4.params, init.params)
+  """The first update is -LR * gradient: the same norm on 1 and 4 devices (a pmean added to the
+  already-summed gradient would multiply it by 4)."""
+  _, states1, _ = trained(1, 1)
+  _, states4, _ = trained(4, 4)
+  delta = lambda states: jax.tree_util.tree_map(lambda a, b: a - b, states[1].params,
+                                                states[0].params)
   norm = lambda t: float(optax.tree.norm(t))
-  assert norm(delta4) == pytest.approx(norm(delta1), rel=1e-4)
-  assert norm(delta1) > 0
+  assert norm(delta(states4)) == pytest.approx(norm(delta(states1)), rel=1e-4)
+  assert norm(delta(states1)) > 0
 
 
 def test_per_device_bn_statistics_match_manual_computation():
-  data = batches(1, batch_size=16)
-  losses4, state4, model = train(4, 1, data, ema_decay=0.0)
-  init = jax.jit(lambda: init_state(model, optax.sgd(0.01), SIZE, 0, False))()
+  losses4, states4, model = trained(4, 1)
+  init = states4[0]
   variables = {'params': init.params, 'batch_stats': init.batch_stats}
   per_device = []
   losses = []
-  for shard in np.split(np.arange(16), 4):  # device d holds examples 4d .. 4d+3
-    images = data[0]['images'][shard]
+  for shard in np.split(np.arange(BATCH), 4):  # device d holds examples 4d .. 4d+3
+    images = DATA[0]['images'][shard]
     logits, updates = model.apply(variables, images, train=True, mutable=['batch_stats'])
     per_device.append(updates['batch_stats'])
-    targets = optax.smooth_labels(jax.nn.one_hot(data[0]['labels'][shard], NUM_CLASSES), 0.1)
+    targets = optax.smooth_labels(jax.nn.one_hot(DATA[0]['labels'][shard], NUM_CLASSES), 0.1)
     losses.append(float(jnp.mean(optax.softmax_cross_entropy(logits, targets))))
   manual = jax.tree_util.tree_map(lambda *xs: np.mean(xs, axis=0), *per_device)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-                         state4.batch_stats, manual)
+                         states4[1].batch_stats, manual)
   assert losses4[0] == pytest.approx(np.mean(losses), rel=1e-5)
   # ... and differ from statistics over the global batch.
-  _, state_global, _ = train(4, 4, data, ema_decay=0.0)
+  _, states_global, _ = trained(4, 4)
   diffs = jax.tree_util.tree_map(lambda a, b: float(np.abs(a - b).max()),
-                                 state4.batch_stats, state_global.batch_stats)
+                                 states4[1].batch_stats, states_global[1].batch_stats)
   assert max(jax.tree_util.tree_leaves(diffs)) > 1e-3
 
 
 def test_bn_groups_of_two():
   mesh = make_mesh(2, jax.devices())
   assert dict(mesh.shape) == {'data': 2, 'bn': 2} and bn_axis_name(mesh) == 'bn'
-  losses, state, _ = train(4, 2, batches(2))
+  losses, _, _ = trained(4, 2)
   assert all(np.isfinite(losses))
+  # Two groups of two: neither per-device nor global statistics.
+  stats = lambda g: jax.tree_util.tree_leaves(trained(4, g)[1][1].batch_stats)
+  for other in (1, 4):
+    assert max(float(np.abs(a - b).max()) for a, b in zip(stats(2), stats(other))) > 1e-4
 
 
 def test_resolve_bn_group_size():

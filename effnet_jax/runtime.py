@@ -1,0 +1,74 @@
+"""Process set-up that must happen before JAX or TensorFlow load: a caching memory allocator.
+
+XLA:CPU allocates each execution's temporary buffer with ``posix_memalign`` from a worker
+thread. glibc serves a request that big (263 MB for the default job's train step) from a fresh
+``mmap`` and returns it with ``munmap`` after the step, so every step faults in a quarter of a
+gigabyte of zeroed pages again: 300k page faults a second, as much kernel as user time, half the
+throughput. tcmalloc keeps freed spans, and the default job trains about twice as fast
+(measured in docs/training.md). ``python -m effnet_jax.main`` / ``effnet_jax.evaluate`` therefore
+re-execute themselves once with tcmalloc preloaded when the library is installed (Debian/Ubuntu:
+``libtcmalloc-minimal4``, which launch/setup.sh installs) and nothing else is preloaded.
+``EFFNET_JAX_TCMALLOC=0`` turns this off; ``EFFNET_JAX_TCMALLOC=/path/lib.so`` picks the library.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import os
+import sys
+
+_ENV = 'EFFNET_JAX_TCMALLOC'
+_DONE = 'EFFNET_JAX_ALLOCATOR_SET'  # set in the re-executed process: never loop
+_SEARCH = ('/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib',
+           '/usr/local/lib')
+
+
+def find_tcmalloc() -> str | None:
+  """Path of an installed tcmalloc shared library, or None."""
+  choice = os.environ.get(_ENV, '')
+  if choice and choice not in ('0', '1'):
+    return choice if os.path.exists(choice) else None
+  for name in ('libtcmalloc_minimal.so.4', 'libtcmalloc.so.4'):
+    for directory in _SEARCH:
+      path = os.path.join(directory, name)
+      if os.path.exists(path):
+        return path
+  for stem in ('tcmalloc_minimal', 'tcmalloc'):
+    found = ctypes.util.find_library(stem)
+    if found:
+      matches = [p for d in _SEARCH for p in glob.glob(os.path.join(d, found))]
+      if matches:
+        return matches[0]
+  return None
+
+
+def reexec_plan(environ: dict[str, str], platform: str = sys.platform) -> dict[str, str] | None:
+  """The environment to re-execute with, or None to keep this process as it is."""
+  if platform != 'linux' or environ.get(_ENV) == '0' or environ.get(_DONE):
+    return None
+  if environ.get('LD_PRELOAD'):  # the user chose what to preload (maybe tcmalloc already)
+    return None
+  library = find_tcmalloc()
+  if library is None:
+    return None
+  env = dict(environ, LD_PRELOAD=library, **{_DONE: library})
+  # tcmalloc reports allocations over 1 GiB on stderr; a big train step is no news.
+  env.setdefault('TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD', str(1 << 40))
+  return env
+
+
+def use_caching_allocator() -> None:
+  """Re-execute this command with tcmalloc preloaded (see the module docstring); returns only
+  when no re-execution is wanted or possible. Call it first thing, before jax is imported."""
+  env = reexec_plan(dict(os.environ))
+  if env is None or 'jax' in sys.modules:
+    return
+  argv = list(getattr(sys, 'orig_argv', []))
+  if not argv:
+    return
+  sys.stdout.flush()
+  sys.stderr.flush()
+  try:
+    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+  except OSError:  # could not re-execute: carry on with the default allocator
+    pass
