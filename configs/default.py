@@ -8,7 +8,8 @@ the Debian package dataset-fashion-mnist, served through a local TFDS builder) u
 40 px: at 28 px the stride-2 stem and first stride-2 stage leave a 7x7 map after three layers
 and accuracy stalls near 88 %. AdamW with cosine decay, batch 128, 7.5 epochs, EMA evaluated
 beside the raw weights.
-Expected: >= 90 % test top-1 (measured 90.3 %, 15:13 wall on a 2-core AMD EPYC VM: README.md).
+Expected: >= 90 % test top-1 (measured 90.3 %, 10:56 wall on a 2-core AMD EPYC VM with tcmalloc
+as launch/setup.sh installs it; 14:25 without: README.md).
 """
 from effnet_jax.config import base_config
 

@@ -1,14 +1,30 @@
 """Test-suite set-up: CPU only with 4 fake devices, quiet TensorFlow, full-precision matmuls."""
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ['XLA_FLAGS'] = ' '.join(
     [os.environ.get('XLA_FLAGS', ''), '--xla_force_host_platform_device_count=4']).strip()
 
+# One persistent XLA compilation cache for the whole session, shared with the subprocesses the
+# tests start (through the environment): the trainer tests build the same tiny programs again and
+# again (a fresh run, its resumed twin, the reference run of a SIGKILL test), and on a 2-core CI
+# machine compiling them dominates the suite. Compile events are still logged and counted.
+_XLA_CACHE = tempfile.mkdtemp(prefix='effnet_jax_tests_xla_cache_')
+os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '-1'
+
 import jax  # noqa: E402  (after the environment above)
 
 jax.config.update('jax_default_matmul_precision', 'highest')
+jax.config.update('jax_compilation_cache_dir', _XLA_CACHE)
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
 
 
 import pytest  # noqa: E402
