@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
   # None = the registered model's value.
   c.model_overrides = model_overrides_schema()
   c.seed = 0
+  # Fine-tuning: a pretrained directory or training workdir whose weights start a fresh run (the
+  # classifier is re-initialised for another number of classes); a resumed run ignores it.
+  c.init_from = ''
 
   # Input: effnet_jax.data.DataConfig fields.
   c.data = ml_collections.ConfigDict(dict(

@@ -65,3 +65,69 @@ def mock_tfds(tmp_path):
       yield str(tmp_path)
 
   return mock
+
+
+TINY = {'efficientnet_b0': dict(phi=-12.0),  # 42 px, 191k parameters with 1000 classes
+        'rexnet_100': dict(width_mult=0.5, depth_mult=0.3, train_size=64, eval_size=64)}
+
+
+@pytest.fixture(scope='session')
+def tiny_backbone():
+  """tiny_backbone(model) -> variables of the TINY ``model`` without classifier: random weights
+  (kernels normal / sqrt(fan-in), drawn with numpy: model.init compiles for half a minute on a
+  busy 2-core machine) and the BN statistics of a batch of random images (one train-mode pass
+  with momentum 0), so activations are O(1) as in a trained network. One per session."""
+  import numpy as np
+
+  from effnet_jax.models import build_model, get_model_config
+  cache = {}
+
+  def make(model='efficientnet_b0'):
+    if model not in cache:
+      config = get_model_config(model, **TINY[model], num_classes=0, bn_momentum=0.0,
+                                drop_path_rate=0.0, dropout_rate=0.0)
+      network = build_model(config)
+      rng = np.random.default_rng(0)
+      images = rng.normal(size=(16, config.eval_size, config.eval_size, 3)).astype(np.float32)
+      shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), images[:1], train=False))
+      params = jax.tree_util.tree_map_with_path(
+          lambda path, leaf: random_weight(rng, leaf.shape, path), shapes['params'])
+      _, updates = jax.jit(lambda v, x: network.apply(v, x, train=True,
+                                                      mutable=['batch_stats']))(
+          {'params': params}, images)
+      cache[model] = {'params': params, 'batch_stats': jax.device_get(updates['batch_stats'])}
+    return cache[model]
+
+  return make
+
+
+def random_weight(rng, shape, path=()):
+  """Kernels normal / sqrt(fan-in); BN scales 1; biases 0."""
+  import numpy as np
+  if len(shape) >= 2:
+    return (rng.normal(size=shape) / np.sqrt(np.prod(shape[:-1]))).astype(np.float32)
+  return np.full(shape, bool(path) and path[-1].key == 'scale', np.float32)
+
+
+@pytest.fixture
+def tiny_pretrained(tmp_path, tiny_backbone):
+  """tiny_pretrained(num_classes, class_names=None, name='weights', model='efficientnet_b0',
+  **overrides) -> a save_pretrained directory of the tiny backbone with a random classifier
+  (logits O(1)); overrides must keep the shapes (crop_fraction, interpolation, ...)."""
+  import numpy as np
+
+  from effnet_jax.models.pretrained import save_pretrained
+
+  def make(num_classes=1000, class_names=None, name='weights', model='efficientnet_b0',
+           **overrides):
+    backbone = tiny_backbone(model)
+    rng = np.random.default_rng(0)
+    head = backbone['params']['head_conv']['conv']['kernel'].shape[-1]
+    classifier = {'kernel': 4 * random_weight(rng, (head, num_classes)),
+                  'bias': random_weight(rng, (num_classes,))}
+    variables = dict(backbone, params=dict(backbone['params'], classifier=classifier))
+    return save_pretrained(str(tmp_path / name), model, variables,
+                           dict(TINY[model], num_classes=num_classes, **overrides),
+                           source={'framework': 'test'}, class_names=class_names)
+
+  return make

@@ -10,7 +10,8 @@ from effnet_jax.models import get_model_config
 
 CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', 'configs', '*.py')))
 EMBEDDED_ONLY = ('default.py', 'curriculum_smoke.py')  # configs of the embedded data set only
-RECIPES = [c for c in CONFIGS if not c.endswith(EMBEDDED_ONLY)]
+FOLDER_ONLY = ('finetune_folder.py',)  # fine-tuning on an image folder (no data= argument)
+RECIPES = [c for c in CONFIGS if not c.endswith(EMBEDDED_ONLY + FOLDER_ONLY)]
 
 
 def load(path):
@@ -33,6 +34,13 @@ def test_config_loads_and_documents_itself(path):
   module = load(path)
   assert 'python -m effnet_jax.main' in module.__doc__ and 'Expected' in module.__doc__
   embedded_only = path.endswith(EMBEDDED_ONLY)
+  if path.endswith(FOLDER_ONLY):
+    config = module.get_config(None)
+    config.lock()
+    get_model_config(config.model, **set_overrides(config))
+    assert config.data.source == 'folder' and '--config.init_from=' in module.__doc__
+    assert '--config.data.train_folder=' in module.__doc__ and config.num_epochs > 0
+    return
   variants = [None] if embedded_only else [None, 'data=imagenet', 'data=embedded']
   for arg in variants:
     config = module.get_config(arg)

@@ -31,7 +31,10 @@ class _Block(nn.Module):
     cin = shortcut.shape[-1]
     if x.shape[-1] == cin:
       return x + shortcut
-    return jnp.concatenate([x[..., :cin] + shortcut, x[..., cin:]], axis=-1)
+    # lax slices, not x[..., :cin]: under a symbolic batch size (export) indexing becomes a
+    # dynamic gather, which TFLite cannot convert
+    return jnp.concatenate([jax.lax.slice_in_dim(x, 0, cin, axis=-1) + shortcut,
+                            jax.lax.slice_in_dim(x, cin, None, axis=-1)], axis=-1)
 
 
 class MBConv(_Block):

@@ -125,8 +125,10 @@ def _load_workdir(path: str, overrides: dict[str, Any], restore: bool):
   run = manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))['run']
   config_dict = ml_collections.ConfigDict(run['config'])
   class_names = run.get('class_names')
-  model_overrides = dict(set_overrides(config_dict), num_classes=int(run['num_classes'])) \
-      | overrides
+  # the sizes the run trained and evaluated at (its config's image sizes win over the model's)
+  model_overrides = dict(set_overrides(config_dict), num_classes=int(run['num_classes']),
+                         train_size=int(run['image_size']),
+                         eval_size=int(run['eval_image_size'])) | overrides
   config = get_model_config(config_dict.model, **model_overrides)
   meta = {'format': FORMAT, 'model': config_dict.model, 'overrides': model_overrides,
           'source': {'framework': 'effnet_jax', 'workdir': path, 'step': step},

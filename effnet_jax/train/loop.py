@@ -23,6 +23,7 @@ from effnet_jax.config import set_overrides
 from effnet_jax.models import ModelConfig, build_model, get_model_config
 from effnet_jax.train import checkpoint as ckpt_lib
 from effnet_jax.train import curriculum as curriculum_lib
+from effnet_jax.train import finetune as finetune_lib
 from effnet_jax.train import optim
 from effnet_jax.train.metrics import MetricWriter, ProgressBar, format_duration
 from effnet_jax.train.step import (BATCH_SPEC, TrainState, TrainStepConfig, bn_axis_name,
@@ -108,6 +109,21 @@ def init_state(model, tx, image_size: int, seed: int, ema: bool) -> TrainState:
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                     opt_state=tx.init(params), ema_params=copy(params) if ema else None,
                     ema_batch_stats=copy(batch_stats) if ema else None)
+
+
+def start_from(state: TrainState, path: str, mcfg: ModelConfig, tx, sharding,
+               writer: MetricWriter) -> TrainState:
+  """A fresh ``state`` with the weights of ``path`` (``config.init_from``: fine-tuning)."""
+  fresh = jax.device_get({'params': state.params, 'batch_stats': state.batch_stats})
+  variables, reinitialised, weights = finetune_lib.load_initial_variables(path, mcfg, fresh)
+  state = jax.jit(lambda s, v: finetune_lib.with_weights(s, v, tx), out_shardings=sharding)(
+      state, jax.device_put(variables, sharding))
+  loaded = len(jax.tree_util.tree_leaves(variables)) - len(reinitialised)
+  _log(f'init_from {path}: {loaded} arrays of {weights.name} ({weights.num_classes} classes)' +
+       (f'; re-initialised for {mcfg.num_classes} classes: {", ".join(reinitialised)}'
+        if reinitialised else ''))
+  writer.write(None, {}, event='init_from', path=path, reinitialised=reinitialised)
+  return state
 
 
 def evaluate(eval_step, variables, batches, mesh) -> dict[str, float]:
@@ -250,6 +266,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   else:
     state = jax.jit(lambda: init_state(model, tx, prep.image_size, config.seed, ema),
                     out_shardings=replicated)()
+    if config.init_from:
+      state = start_from(state, config.init_from, mcfg, tx, replicated, writer)
   start_step = int(jax.device_get(state.step))
 
   params = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(state.params))
