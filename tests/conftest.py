@@ -1,10 +1,17 @@
 """Test-suite set-up: CPU only with 4 fake devices, quiet TensorFlow, full-precision matmuls."""
 import os
+import sys
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ['XLA_FLAGS'] = ' '.join(
     [os.environ.get('XLA_FLAGS', ''), '--xla_force_host_platform_device_count=4']).strip()
+
+# torch's CUDA wheels bring Triton, which torchvision (through torch._dynamo) imports; Triton's
+# bundled LLVM segfaults the process when TensorFlow's is already loaded (any test module may
+# have imported TensorFlow before tests/tools/test_convert.py imports timm). The CPU tests never
+# use Triton, so it is made unimportable; torch then runs without it.
+sys.modules.setdefault('triton', None)
 
 import jax  # noqa: E402  (after the environment above)
 
