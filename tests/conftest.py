@@ -2,6 +2,7 @@
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
@@ -17,6 +18,12 @@ _XLA_CACHE = tempfile.mkdtemp(prefix='effnet_jax_tests_xla_cache_')
 os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '-1'
+
+# torch's CUDA wheels bring Triton, which torchvision (through torch._dynamo) imports; Triton's
+# bundled LLVM segfaults the process when TensorFlow's is already loaded (any test module may
+# have imported TensorFlow before tests/tools/test_convert.py imports timm). The CPU tests never
+# use Triton, so it is made unimportable; torch then runs without it.
+sys.modules.setdefault('triton', None)
 
 import jax  # noqa: E402  (after the environment above)
 

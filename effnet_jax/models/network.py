@@ -75,13 +75,13 @@ class EfficientNet(nn.Module):
     return features
 
   def forward_head(self, feature_map: jax.Array, train: bool = False) -> jax.Array:
-    """Global average pool -> dropout -> classifier; float32 logits (pooled features if
-    ``num_classes == 0``)."""
+    """Global average pool -> dropout -> classifier; float32 logits, float64 in a float64 model
+    (pooled features if ``num_classes == 0``)."""
     x = jnp.mean(feature_map, axis=(1, 2))
     x = self.head_dropout(x, deterministic=not train)
     if self.num_classes:
       x = self.classifier(x)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     return self.forward_head(self.forward_features(images, train)['head'], train)

@@ -14,8 +14,10 @@ from effnet_jax.models.network import EfficientNet
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# float64 (with jax_enable_x64) serves exact numerical comparisons, e.g. weight-conversion checks.
 _DTYPES = {'float32': jnp.float32, 'f32': jnp.float32, 'bfloat16': jnp.bfloat16,
-           'bf16': jnp.bfloat16, 'float16': jnp.float16, 'f16': jnp.float16}
+           'bf16': jnp.bfloat16, 'float16': jnp.float16, 'f16': jnp.float16,
+           'float64': jnp.float64, 'f64': jnp.float64}
 
 
 @dataclasses.dataclass(frozen=True)
