@@ -112,9 +112,8 @@ class Predictor:
   def __init__(self, weights: str, image_size: int = 0, batch_size: int = 16):
     import jax
 
-    from effnet_jax.models.pretrained import load_pretrained_with_meta, pretrained_config
-    self.config = pretrained_config(weights)
-    self.model, self.variables, meta = load_pretrained_with_meta(weights)
+    from effnet_jax.models.pretrained import load_pretrained_with_meta
+    self.model, self.variables, meta, self.config = load_pretrained_with_meta(weights)
     if not self.config.num_classes:
       raise ValueError(f'{weights}: a feature extractor (num_classes=0) has no classes to predict')
     self.labels = class_labels(self.config.num_classes, meta.get('class_names'))

@@ -89,9 +89,10 @@ def load_pretrained(path: str, **overrides) -> tuple[Any, dict[str, Any]]:
 
 
 def load_pretrained_with_meta(path: str, **overrides):
-  """``(model, variables, meta)``; meta as in model.json (class names, source)."""
+  """``(model, variables, meta, config)``: meta as in model.json (class names, source), config
+  the model's ``ModelConfig`` (preprocessing metadata) — one read of the directory for all four."""
   config, variables, meta = _load(path, overrides, restore=True)
-  return build_model(config), variables, meta
+  return build_model(config), variables, meta, config
 
 
 def _load(path: str, overrides: dict[str, Any], restore: bool):
