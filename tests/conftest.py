@@ -11,10 +11,14 @@ os.environ['XLA_FLAGS'] = ' '.join(
     [os.environ.get('XLA_FLAGS', ''), '--xla_force_host_platform_device_count=4']).strip()
 
 # One persistent XLA compilation cache for the whole session, shared with the subprocesses the
-# tests start (through the environment): the trainer tests build the same tiny programs again and
-# again (a fresh run, its resumed twin, the reference run of a SIGKILL test), and on a 2-core CI
-# machine compiling them dominates the suite. Compile events are still logged and counted.
-_XLA_CACHE = tempfile.mkdtemp(prefix='effnet_jax_tests_xla_cache_')
+# tests start and with the pytest-xdist workers (through the environment: the controller creates
+# it, the workers inherit it): the trainer tests build the same tiny programs again and again (a
+# fresh run, its resumed twin, the reference run of a SIGKILL test), and on a 2-core CI machine
+# compiling them dominates the suite. Compile events are still logged and counted.
+_OWN_CACHE = 'EFFNET_JAX_TEST_XLA_CACHE' not in os.environ
+if _OWN_CACHE:
+  os.environ['EFFNET_JAX_TEST_XLA_CACHE'] = tempfile.mkdtemp(prefix='effnet_jax_tests_xla_cache_')
+_XLA_CACHE = os.environ['EFFNET_JAX_TEST_XLA_CACHE']
 os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '-1'
@@ -31,10 +35,18 @@ jax.config.update('jax_default_matmul_precision', 'highest')
 jax.config.update('jax_compilation_cache_dir', _XLA_CACHE)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
-atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+if _OWN_CACHE:
+  atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
 
 
 import pytest  # noqa: E402
+
+
+def pytest_xdist_auto_num_workers(config):
+  """``-n auto`` (pyproject's addopts): one worker per core, at most 4 — every worker holds
+  TensorFlow, JAX and torch (2-3 GB), and XLA's CPU thread pool already uses all cores."""
+  del config
+  return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(scope='session')

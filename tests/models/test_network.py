@@ -10,6 +10,9 @@ from effnet_jax.models import (create_model, decode_arch, extract_features, get_
 from effnet_jax.models.blocks import BLOCKS
 from effnet_jax.models.layers import DepthwiseConv, DropPath, LayerConfig, conv_padding
 
+# One worker runs the whole module: its tests share cached compiled setups.
+pytestmark = pytest.mark.xdist_group('network')
+
 
 @pytest.fixture(scope='module')
 def b0_small():

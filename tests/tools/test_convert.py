@@ -35,6 +35,9 @@ from effnet_jax.models import build_model, get_model_config, load_pretrained
 from effnet_jax.models.pretrained import pretrained_config, read_meta
 from effnet_jax.tools import convert
 
+# One worker runs the whole module: its tests share cached compiled setups.
+pytestmark = pytest.mark.xdist_group('convert')
+
 TOLERANCE = 1e-5
 SIZE = 64  # input pixels of the random-weight parity tests
 

@@ -16,6 +16,9 @@ from effnet_jax.train.loop import init_state
 from effnet_jax.train.step import (TrainStepConfig, bn_axis_name, global_batch, make_eval_step,
                                    make_mesh, make_train_step, resolve_bn_group_size)
 
+# One worker runs the whole module: its tests share cached compiled setups.
+pytestmark = pytest.mark.xdist_group('train_step')
+
 NUM_CLASSES = 5
 SIZE = 16
 LR = 0.01
