@@ -10,7 +10,8 @@ By default the models of the scaling experiment (run configs/ablations/scaling.p
 base, and width-, depth-, resolution- and compound-scaled at φ = 2, on the first 8 test images of
 the embedded data set (written as PNG files to WORKDIR/images). Any pretrained directory or
 training workdir works (--config.weights), on any image files (--config.images). Each model sees
-its own eval preprocessing. Writes results.csv (class, probability per model and image) and
+its own eval preprocessing. Maps at stage 3 (the head's map is 1x1 below 33 px; scale=imagenet:
+the head, as the paper). Writes results.csv (class, probability per model and image) and
 gradcam.png. scale=imagenet: the same on ImageNet-scale weights — give --config.weights and
 --config.images.
 Expected: maps on the garment; the compound-scaled model's the most object-covering (at this
@@ -29,4 +30,4 @@ def get_config(arg=None):
   weights = ','.join(f'workdirs/ablations/scaling/runs/{r}' for r in SCALING_RUNS) if small else ''
   data = small_train_config().data if small else ml_collections.ConfigDict()
   return experiment('gradcam', 'gradcam', train=None, weights=weights, images='',
-                    num_images=8, data=data)
+                    num_images=8, data=data, layer='stage3' if small else 'head')

@@ -228,7 +228,8 @@ def run_channel_search(config: ml_collections.ConfigDict, workdir: str) -> list[
   spectra = []
   for row in rows:
     model, variables = load_pretrained(row['run_dir'])
-    spectra += spectrum_rows(row['name'], block_outputs(model, variables, images), config.rtol)
+    outputs = jax.jit(lambda v, x: block_outputs(model, v, x))(variables, images)
+    spectra += spectrum_rows(row['name'], outputs, config.rtol)
   write_csv([{k: v for k, v in r.items() if k != 'singular_values'} for r in spectra],
             os.path.join(workdir, 'spectra.csv'))
   plot_channels(rows, spectra, os.path.join(workdir, f'{config.name}.png'))

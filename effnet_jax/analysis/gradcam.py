@@ -2,9 +2,11 @@
 grid: one row per model (a pretrained directory or training workdir), one column per image —
 EfficientNet's comparison of where differently scaled models look (its Fig. 7).
 
-The map is taken at the output of the 1x1 head convolution (``forward_features()['head']``, the
-last feature map): channel weights are the spatial means of the gradient of the class logit
-with respect to it, the map is ``relu(Σ_k weight_k · A_k)`` scaled to [0, 1] per image.
+The map is taken at a feature map of ``forward_features()`` — by default ``head``, the output of
+the 1x1 head convolution (the last map, the paper's choice); ``stageK`` for models whose last map
+is too small to show anything (1x1 below 33 px). Channel weights are the spatial means of the
+gradient of the class logit with respect to the map, the map is ``relu(Σ_k weight_k · A_k)``
+scaled to [0, 1] per image.
 """
 from __future__ import annotations
 
@@ -18,13 +20,45 @@ import numpy as np
 from effnet_jax.analysis import plots
 
 
-def gradcam(model, variables, images: jax.Array, classes: jax.Array | None = None):
-  """``(maps [N, h, w] in [0, 1] at the feature-map resolution, classes [N], probabilities
-  [N, K])``; ``classes`` None: each image's predicted class."""
-  features = model.apply(variables, images, train=False, method='forward_features')['head']
-  features = features.astype(jnp.float32)
-  logits, backward = jax.vjp(
-      lambda a: model.apply(variables, a, train=False, method='forward_head'), features)
+def _module_path(layer: str) -> tuple[str, ...]:
+  """The network's submodule whose output is ``forward_features()[layer]``."""
+  if layer in ('stem', 'head'):
+    return ('stem',) if layer == 'stem' else ('head_conv',)
+  if layer.startswith('stage') and layer[5:].isdigit():
+    return (f'stages_{int(layer[5:]) - 1}',)
+  raise ValueError(f"unknown layer {layer!r}: expected 'stem', 'stage1' ... 'stageN' or 'head'")
+
+
+def gradcam(model, variables, images: jax.Array, classes: jax.Array | None = None,
+            layer: str = 'head'):
+  """``(maps [N, h, w] in [0, 1] at the resolution of feature map ``layer``, classes [N],
+  probabilities [N, K])``; ``classes`` None: each image's predicted class.
+
+  The gradient with respect to the feature map is the gradient with respect to a zero offset
+  added to the output of ``layer``'s module (any layer works, not only the last)."""
+  import flax.linen as nn
+  path = _module_path(layer)
+  shapes = jax.eval_shape(lambda v, x: model.apply(v, x, method='forward_features'),
+                          variables, images)
+  if layer not in shapes:
+    raise ValueError(f'unknown layer {layer!r}; the model has {sorted(shapes)}')
+
+  def logits_of(offset):
+    captured = []
+
+    def add_offset(next_fun, args, kwargs, context):
+      out = next_fun(*args, **kwargs)
+      if context.method_name == '__call__' and context.module.scope.path == path:
+        out = out + offset.astype(out.dtype)
+        captured.append(out.astype(jnp.float32))
+      return out
+
+    with nn.intercept_methods(add_offset):
+      logits = model.apply(variables, images, train=False)
+    return logits, captured[0]
+
+  offset = jnp.zeros(shapes[layer].shape, jnp.float32)
+  logits, backward, features = jax.vjp(logits_of, offset, has_aux=True)
   if classes is None:
     classes = jnp.argmax(logits, axis=-1)
   # eval mode: images do not interact, so one backward pass gives every image its own gradient
@@ -73,7 +107,8 @@ def read_rgb(path: str) -> np.ndarray:
     return np.asarray(image.convert('RGB'))
 
 
-def maps_for(weights: str, paths: list[str]) -> tuple[list[dict], np.ndarray]:
+def maps_for(weights: str, paths: list[str], layer: str = 'head'
+             ) -> tuple[list[dict], np.ndarray]:
   """One model's maps on ``paths`` at its own eval preprocessing: ``(rows, maps)``."""
   from effnet_jax.models.pretrained import load_pretrained_with_meta
   from effnet_jax.predict import class_labels, eval_preprocessing, load_image
@@ -83,7 +118,8 @@ def maps_for(weights: str, paths: list[str]) -> tuple[list[dict], np.ndarray]:
   labels = class_labels(mcfg.num_classes, meta.get('class_names'))
   prep = eval_preprocessing(mcfg)
   images = np.stack([load_image(p, prep) for p in paths])
-  maps, classes, probabilities = jax.jit(lambda v, x: gradcam(model, v, x))(variables, images)
+  maps, classes, probabilities = jax.jit(lambda v, x: gradcam(model, v, x, layer=layer))(
+      variables, images)
   rows = [{'weights': weights, 'image': p, 'eval_size': prep.eval_size,
            'map_size': maps.shape[1], 'class': int(c), 'label': labels[int(c)],
            'probability': float(probabilities[i, c])}
@@ -103,14 +139,14 @@ def run_gradcam(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     raise FileNotFoundError(f'gradcam: no such image file: {", ".join(missing)}')
   rows, grid = [], []
   for w in weights:
-    model_rows, maps = maps_for(w, paths)
+    model_rows, maps = maps_for(w, paths, config.layer)
     rows += model_rows
     grid.append((model_rows, maps))
-  plot_grid(grid, paths, os.path.join(workdir, f'{config.name}.png'))
+  plot_grid(grid, paths, os.path.join(workdir, f'{config.name}.png'), config.layer)
   return rows
 
 
-def plot_grid(grid, paths: list[str], path: str, size: int = 96) -> str:
+def plot_grid(grid, paths: list[str], path: str, layer: str, size: int = 96) -> str:
   images = [read_rgb(p) for p in paths]
   fig, axes = plots.subplots(len(paths), len(grid), width=1.5, height=1.6)
   for r, (rows, maps) in enumerate(grid):
@@ -126,4 +162,4 @@ def plot_grid(grid, paths: list[str], path: str, size: int = 96) -> str:
       ax.set_title(f'{rows[c]["label"][:12]} {rows[c]["probability"]:.2f}', fontsize=6)
       if c == 0:
         ax.set_ylabel(os.path.basename(os.path.normpath(rows[0]['weights'])), fontsize=7)
-  return plots.save(fig, path, 'GradCAM at the head convolution')
+  return plots.save(fig, path, f'GradCAM at {layer}')

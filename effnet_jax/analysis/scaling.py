@@ -146,7 +146,6 @@ def plot_scaling(rows: list[dict], path: str) -> str:
     reward_ax.plot([r['macs'] / 1e6 for r in line], [r['reward'] for r in line], **style)
   for ax, label in ((acc_ax, 'top-1 (%)'), (reward_ax, 'reward A·S^-0.07·P^-0.05')):
     ax.set_xlabel('MMACs per image')
-    ax.set_xscale('log')
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
   acc_ax.legend(fontsize=8)

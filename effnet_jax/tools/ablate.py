@@ -32,8 +32,10 @@ EXPERIMENTS = {
     'rexnet_channels': 'effnet_jax.analysis.channels:run_channel_search',
     'gradcam': 'effnet_jax.analysis.gradcam:run_gradcam',
 }
-SUMMARY_COLUMNS = ('name', 'params', 'macs', 'eval_size', 'accuracy', 'images_per_sec',
-                   'step_time_norm', 'reward')
+# printed at the end (those an experiment's rows have); results.csv holds every column
+SUMMARY_COLUMNS = ('name', 'nonlinearity', 'expansion', 'rank_ratio', 'effective_rank_ratio',
+                   'label', 'probability', 'params', 'macs', 'eval_size', 'accuracy',
+                   'images_per_sec', 'step_time_norm', 'reward')
 
 
 def run_config(config, workdir: str) -> list[dict]:
