@@ -29,8 +29,6 @@ def train_config(scale: str, model: str, **small) -> ml_collections.ConfigDict:
   official ImageNet recipe (recipes.py) for ``scale='imagenet'``."""
   if scale == 'small':
     return small_train_config(model, **small)
-  if model.startswith('efficientnetv2'):
-    return recipes.efficientnetv2(model, None, 0.0, 'data=imagenet', progressive=False)
   if model.startswith('rexnet'):
     return recipes.rexnet(model, 'data=imagenet')
   return recipes.efficientnet_v1(model, 'data=imagenet')
