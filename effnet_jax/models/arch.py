@@ -217,6 +217,38 @@ def decode_arch(stages: Sequence[Sequence[str]], stem_channels: int, width_mult:
   return tuple(out)
 
 
+REXNET_LAYERS = (1, 2, 2, 3, 3, 5)  # blocks per stage at depth 1.0
+REXNET_STRIDES = (1, 2, 2, 2, 1, 2)  # first block of each stage
+REXNET_SE = (False, False, True, True, True, True)
+
+
+def rexnet_layers(depth_mult: float = 1.0) -> list[int]:
+  """Blocks per ReXNet stage: ``ceil(n * depth_mult)``."""
+  return [math.ceil(n * depth_mult) for n in REXNET_LAYERS]
+
+
+def linear_bottleneck_stages(channels: Sequence[int], layers: Sequence[int],
+                             se_ratio: str = '1/12') -> tuple[tuple[str, ...], ...]:
+  """ReXNet's stage layout (strides, SE flags, expansion 1 then 6) as ``lb`` block strings
+  with the given per-block output ``channels`` (final widths, one per block)."""
+  if len(channels) != sum(layers) or len(layers) != len(REXNET_LAYERS):
+    raise ValueError(f'{len(channels)} channels for {len(layers)} stages of {sum(layers)} '
+                     f'blocks; expected {len(REXNET_LAYERS)} stages and one width per block')
+  stages, block = [], 0
+  for stage_idx, n in enumerate(layers):
+    stage = []
+    for j in range(n):
+      stride = REXNET_STRIDES[stage_idx] if j == 0 else 1
+      expand = 1 if block == 0 else 6
+      s = f'lb_r1_k3_s{stride}_e{expand}_c{channels[block]}'
+      if REXNET_SE[stage_idx]:
+        s += f'_se{se_ratio}'
+      stage.append(s)
+      block += 1
+    stages.append(tuple(stage))
+  return tuple(stages)
+
+
 def rexnet_stages(width_mult: float, depth_mult: float = 1.0, initial_channels: int = 16,
                   final_channels: int = 180, se_ratio: str = '1/12') -> tuple[tuple[str, ...], ...]:
   """ReXNet's linear channel configuration as block strings with final widths.
@@ -224,24 +256,11 @@ def rexnet_stages(width_mult: float, depth_mult: float = 1.0, initial_channels: 
   Block ``i`` outputs ``round((16 + i * 180 / D) * w)`` channels (Python's
   round-half-to-even, as the reference code), D = number of blocks.
   """
-  layers = [math.ceil(n * depth_mult) for n in (1, 2, 2, 3, 3, 5)]
-  strides = (1, 2, 2, 2, 1, 2)
-  with_se = (False, False, True, True, True, True)
+  layers = rexnet_layers(depth_mult)
   depth = sum(layers)
   base = initial_channels / width_mult if width_mult < 1.0 else initial_channels
-  stages = []
-  block = 0
-  for stage_idx, n in enumerate(layers):
-    stage = []
-    for j in range(n):
-      out = int(round(base * width_mult))
-      base += final_channels / (depth * 1.0)
-      stride = strides[stage_idx] if j == 0 else 1
-      expand = 1 if block == 0 else 6
-      s = f'lb_r1_k3_s{stride}_e{expand}_c{out}'
-      if with_se[stage_idx]:
-        s += f'_se{se_ratio}'
-      stage.append(s)
-      block += 1
-    stages.append(tuple(stage))
-  return tuple(stages)
+  channels = []
+  for _ in range(depth):
+    channels.append(int(round(base * width_mult)))
+    base += final_channels / (depth * 1.0)
+  return linear_bottleneck_stages(channels, layers, se_ratio)

@@ -29,7 +29,9 @@ class ModelConfig:
   name: str
   family: str  # efficientnet | efficientnet_lite | efficientnetv2 | rexnet
   # Architecture.
-  stages: tuple[tuple[str, ...], ...] = ()  # base block strings (ReXNet: generated)
+  # base block strings; ReXNet: generated from width/depth unless given (final widths, as
+  # arch.linear_bottleneck_stages writes them)
+  stages: tuple[tuple[str, ...], ...] = ()
   width_mult: float = 1.0
   depth_mult: float = 1.0
   stem_channels: int = 32
@@ -73,7 +75,7 @@ class ModelConfig:
     return arch_lib.round_filters(self.head_channels, self.width_mult, round_limit=self.round_limit)
 
   def block_strings(self) -> tuple[tuple[str, ...], ...]:
-    if self.family == 'rexnet':
+    if self.family == 'rexnet' and not self.stages:  # the linear schedule of width_mult
       return arch_lib.rexnet_stages(self.width_mult, self.depth_mult)
     return self.stages
 

@@ -1,0 +1,25 @@
+"""ReXNet's rank analysis on random networks: rank ratio of a layer's output f(WX) vs its
+expansion ratio d_out / d_in, per nonlinearity (Han et al. 2021, Sec. 3).
+
+  python -m effnet_jax.tools.ablate --config configs/ablations/rexnet_rank.py \
+      --workdir workdirs/ablations/rexnet_rank
+  python -m effnet_jax.tools.ablate --config configs/ablations/rexnet_rank.py:scale=imagenet \
+      --workdir /tmp/rexnet_rank          # wider layers (d_in 64) and more trials
+
+No training: random layers, d_in = 16 inputs, expansions 1/4 … 24, 3 trials each, numerical rank
+at relative tolerance 1e-2 and the (tolerance-free) effective rank. About a minute on a CPU. Writes results.csv and rexnet_rank.png.
+Expected: linear layers at exactly min(1, 1/expansion); every nonlinearity above it, the rank
+ratio falling as the expansion grows (the paper's case for moderate expansions). Measured
+2026-11-26: rank ratio at expansion 24: ReLU = ReLU6 0.65, ELU 0.71, SiLU 0.47, softplus 0.28,
+linear 0.04 — unlike the paper, SiLU does not beat ReLU6 here (docs/ablations.md).
+"""
+from effnet_jax.analysis.configs import experiment, scale_of
+
+
+def get_config(arg=None):
+  big = scale_of(arg) == 'imagenet'
+  return experiment(
+      'rexnet_rank', 'rexnet_rank', train=None,
+      nonlinearities='linear,relu,relu6,leaky_relu,elu,softplus,silu,sigmoid',
+      expansions='0.25,0.5,1,2,4,6,8,12,16,24', d_in=64 if big else 16, samples_per_output=2,
+      trials=10 if big else 3, rtol=1e-2, seed=0)

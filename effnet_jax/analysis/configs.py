@@ -1,0 +1,34 @@
+"""What the ablation configs (configs/ablations/*.py) share: the ``scale`` config argument."""
+from __future__ import annotations
+
+import ml_collections
+
+from effnet_jax import recipes
+from effnet_jax.analysis.trainer import small_train_config
+from effnet_jax.config import check_arg_keys, parse_config_arg
+
+SCALES = ('small', 'imagenet')
+
+
+def scale_of(arg: str | None) -> str:
+  """``'small'`` (default: the embedded data set on a CPU) or ``'imagenet'`` (pods)."""
+  args = parse_config_arg(arg)
+  check_arg_keys(args, {'scale': SCALES})
+  return args.get('scale', 'small')
+
+
+def experiment(name: str, kind: str, train: ml_collections.ConfigDict,
+               **settings) -> ml_collections.ConfigDict:
+  """An ablation config: ``experiment`` (what runs), ``name`` (the plot's file name),
+  ``train`` (the base training config every row changes) and the experiment's settings."""
+  return ml_collections.ConfigDict(dict(experiment=kind, name=name, train=train, **settings))
+
+
+def train_config(scale: str, model: str, **small) -> ml_collections.ConfigDict:
+  """The base training config: ``small_train_config(model, **small)``, or the model's
+  official ImageNet recipe (recipes.py) for ``scale='imagenet'``."""
+  if scale == 'small':
+    return small_train_config(model, **small)
+  if model.startswith('rexnet'):
+    return recipes.rexnet(model, 'data=imagenet')
+  return recipes.efficientnet_v1(model, 'data=imagenet')

@@ -1,0 +1,99 @@
+"""Run one ablation experiment from a config file; write its CSV and plots.
+
+  python -m effnet_jax.tools.ablate --config configs/ablations/scaling.py --workdir DIR
+  python -m effnet_jax.tools.ablate --config configs/ablations/scaling.py:scale=imagenet \\
+      --workdir gs://bucket/scaling --config.train.data.manual_dir=/data/imagenet
+
+Writes ``DIR/results.csv`` (one line per row: its settings, params, MACs, accuracy, step time
+and the NAS reward) and ``DIR/<name>.png``; every trained row is a full training run in
+``DIR/runs/<row>`` (checkpoints, metrics.jsonl), and a finished one is read back on a rerun.
+``--config.key=value`` overrides any key (``--config.train.num_train_steps=500``).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
+  from effnet_jax.runtime import use_caching_allocator
+  use_caching_allocator()
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+# experiment name -> 'module:function' taking (config, workdir) and returning the CSV rows
+EXPERIMENTS = {
+    'scaling': 'effnet_jax.analysis.scaling:run_scaling',
+    'compound_search': 'effnet_jax.analysis.scaling:run_compound_search',
+    'fused_placement': 'effnet_jax.analysis.fused:run_fused_placement',
+    'progressive': 'effnet_jax.analysis.progressive:run_progressive',
+    'rexnet_rank': 'effnet_jax.analysis.channels:run_rank_study',
+    'rexnet_channels': 'effnet_jax.analysis.channels:run_channel_search',
+    'gradcam': 'effnet_jax.analysis.gradcam:run_gradcam',
+}
+# printed at the end (those an experiment's rows have); results.csv holds every column
+SUMMARY_COLUMNS = ('name', 'nonlinearity', 'expansion', 'rank_ratio', 'effective_rank_ratio',
+                   'label', 'probability', 'params', 'macs', 'eval_size', 'accuracy',
+                   'images_per_sec', 'step_time_norm', 'reward')
+
+
+def run_config(config, workdir: str) -> list[dict]:
+  """Runs ``config.experiment`` in ``workdir``; writes ``results.csv``; returns its rows."""
+  from effnet_jax.analysis.table import format_table, write_csv
+  if config.experiment not in EXPERIMENTS:
+    raise ValueError(f'unknown experiment {config.experiment!r}; expected one of '
+                     f'{sorted(EXPERIMENTS)}')
+  module, function = EXPERIMENTS[config.experiment].split(':')
+  rows = getattr(importlib.import_module(module), function)(config, workdir)
+  path = write_csv(rows, os.path.join(workdir, 'results.csv'))
+  print(format_table(rows, SUMMARY_COLUMNS))
+  print(f'[ablate] wrote {path}', flush=True)
+  return rows
+
+
+def _flag_error(error: BaseException):
+  message = error
+  while isinstance(message, BaseException) and message.args:  # config_flags nests KeyErrors
+    message = message.args[0]
+  print(f'effnet_jax.tools.ablate: error in the flags: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+_FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, flags.Error)
+try:
+  _CONFIG = config_flags.DEFINE_config_file('config', None, 'An ablation config (path[:arg]).',
+                                            lock_config=True)
+except _FLAG_ERRORS as error:
+  _flag_error(error)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for the runs, results.csv and plots.')
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _CONFIG.value is None or not _WORKDIR.value:
+    raise app.UsageError('--config and --workdir are required')
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  logging.set_verbosity(logging.WARNING)
+  from effnet_jax.data import DataError
+  from effnet_jax.train.loop import enable_compilation_cache
+  # rows share many programs (a rerun compiles nothing)
+  enable_compilation_cache(os.path.join(_WORKDIR.value, 'xla_cache'))
+  try:
+    run_config(_CONFIG.value, _WORKDIR.value)
+  except (DataError, ValueError, FileNotFoundError) as error:
+    print(f'effnet_jax.tools.ablate: error: {error}', file=sys.stderr)
+    return 1
+  return 0
+
+
+def _parse_flags(argv):
+  try:
+    return flags.FLAGS(argv)
+  except _FLAG_ERRORS as error:
+    _flag_error(error)
+
+
+if __name__ == '__main__':
+  sys.exit(app.run(main, flags_parser=_parse_flags))

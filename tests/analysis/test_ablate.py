@@ -1,0 +1,62 @@
+"""Every ablation config documents itself; one experiment end to end through the trainer."""
+import csv
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from effnet_jax.tools.ablate import EXPERIMENTS, run_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', 'ablations', '*.py')))
+
+
+def load(path):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_one_config_per_experiment():
+  kinds = {load(p).get_config().experiment for p in CONFIGS}
+  assert kinds == set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_config_loads_at_both_scales_and_documents_itself(path):
+  module = load(path)
+  doc = module.__doc__
+  assert 'python -m effnet_jax.tools.ablate --config configs/ablations/' in doc
+  assert 'scale=imagenet' in doc and 'Expected' in doc
+  for arg in (None, 'scale=small', 'scale=imagenet'):
+    config = module.get_config(arg)
+    config.lock()
+    assert config.experiment in EXPERIMENTS and config.name
+    if config.train is not None:
+      source = 'tfds' if arg == 'scale=imagenet' else 'embedded'
+      assert config.train.data.source == source
+  with pytest.raises(ValueError, match='valid'):
+    module.get_config('scale=huge')
+
+
+def test_fused_placement_end_to_end(tmp_path, embedded_data_dir):
+  config = load(os.path.join(REPO, 'configs', 'ablations', 'fused_placement.py')).get_config()
+  config.fused_stages = '0'
+  config.train.update_from_flattened_dict({
+      'data.data_dir': embedded_data_dir, 'data.eval_split': 'test[:16]', 'image_size': 16,
+      'eval_image_size': 16, 'batch_size': 8, 'num_train_steps': 2, 'log_every_steps': 1,
+      'progress_bar': False, 'async_checkpoints': False})
+  config.lock()
+  rows = run_config(config, str(tmp_path))
+  with open(tmp_path / 'results.csv') as f:
+    saved = list(csv.DictReader(f))
+  assert [r['name'] for r in saved] == ['none'] == [r['name'] for r in rows]
+  row = rows[0]
+  assert row['params'] > 0 and row['macs'] > 0 and 0 <= row['accuracy'] <= 1
+  assert row['reward'] == pytest.approx(row['accuracy'])  # the baseline's own reward
+  assert os.path.getsize(tmp_path / 'fused_placement.png') > 1000
+  assert os.path.isdir(tmp_path / 'runs' / 'none' / 'checkpoints')
+  rerun = run_config(config, str(tmp_path))  # finished rows are read back, not retrained
+  assert rerun[0]['accuracy'] == row['accuracy']

@@ -1,0 +1,35 @@
+"""The NAS reward and the result CSV."""
+import csv
+
+import pytest
+
+from effnet_jax.analysis.table import add_rewards, nas_reward, write_csv
+
+
+def test_reward_is_accuracy_times_powers_of_time_and_size():
+  assert nas_reward(0.8, 1.0, 1.0) == pytest.approx(0.8)
+  assert nas_reward(0.8, 2.0, 1.0) == pytest.approx(0.8 * 2 ** -0.07)
+  assert nas_reward(0.8, 1.0, 3.0) == pytest.approx(0.8 * 3 ** -0.05)
+  assert nas_reward(0.8, 0.5, 1.0) > nas_reward(0.8, 1.0, 1.0) > nas_reward(0.8, 1.0, 2.0)
+  with pytest.raises(ValueError, match='positive'):
+    nas_reward(0.8, 0.0, 1.0)
+
+
+def test_rewards_relative_to_the_baseline_keep_the_paper_ranking():
+  rows = [{'accuracy': 0.80, 'step_time': 0.1, 'params': 1e6},
+          {'accuracy': 0.81, 'step_time': 0.2, 'params': 2e6},
+          {'accuracy': 0.79, 'step_time': 0.05, 'params': 5e5}]
+  add_rewards(rows)
+  assert rows[0]['reward'] == pytest.approx(0.80)
+  assert rows[1]['step_time_norm'] == pytest.approx(2.0) and rows[2]['params_norm'] == 0.5
+  raw = [nas_reward(r['accuracy'], r['step_time'], r['params']) for r in rows]
+  assert sorted(range(3), key=raw.__getitem__) == sorted(range(3), key=lambda i: rows[i]['reward'])
+
+
+def test_csv_has_every_column_of_every_row(tmp_path):
+  path = write_csv([{'name': 'a', 'accuracy': 0.5}, {'name': 'b', 'widths': [8, 16]}],
+                   str(tmp_path / 'sub' / 'results.csv'))
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  assert list(rows[0]) == ['name', 'accuracy', 'widths']
+  assert rows[1] == {'name': 'b', 'accuracy': '', 'widths': '8 16'}
