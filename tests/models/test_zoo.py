@@ -1,4 +1,5 @@
-"""Every registered model: exact parameter count, MACs, output shape, finite train/eval outputs."""
+"""Every registered model: exact parameter count, MACs, output shape, finite eval outputs (train
+mode too for one model of each family)."""
 import math
 
 import jax
@@ -62,21 +63,33 @@ def fill_like(abstract, seed=0):
   return jax.tree_util.tree_map_with_path(make, abstract)
 
 
+# Train mode (batch statistics, dropout, stochastic depth) is the same code in every variant of a
+# family, and compiling it for the 100-500M-parameter variants costs minutes of a CI machine:
+# every variant runs in eval mode, one of each family also in train mode.
+TRAIN_MODE = ('efficientnet_b0', 'efficientnet_lite0', 'efficientnetv2_s', 'efficientnetv2_b0',
+              'rexnet_100')
+
+
 @pytest.mark.parametrize('name', list_models())
-def test_forward_train_and_eval_finite(name):
+def test_forward_finite(name):
   model = create_model(name, num_classes=7)
   variables = fill_like(abstract_variables(model, 32, batch_size=2))
   images = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
   eval_logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, images)
-  # An RBG key: dropout and stochastic depth are exercised as with the default threefry key, and
-  # the train-mode program of the largest variants compiles in about half the time.
+  assert eval_logits.shape == (2, 7) and eval_logits.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(eval_logits)))
+  if name not in TRAIN_MODE:
+    return
   train_logits, updates = jax.jit(lambda v, x: model.apply(
-      v, x, train=True, mutable=['batch_stats'],
-      rngs={'dropout': jax.random.key(1, impl='unsafe_rbg')}))(variables, images)
-  assert eval_logits.shape == train_logits.shape == (2, 7)
-  assert eval_logits.dtype == jnp.float32
-  assert bool(jnp.all(jnp.isfinite(eval_logits))) and bool(jnp.all(jnp.isfinite(train_logits)))
+      v, x, train=True, mutable=['batch_stats'], rngs={'dropout': jax.random.key(1)}))(
+          variables, images)
+  assert train_logits.shape == (2, 7) and bool(jnp.all(jnp.isfinite(train_logits)))
   stats = jax.tree_util.tree_leaves(updates['batch_stats'])
   assert stats and all(bool(jnp.all(jnp.isfinite(s))) for s in stats)
   assert jax.tree_util.tree_structure(updates['batch_stats']) == jax.tree_util.tree_structure(
       variables['batch_stats'])
+
+
+def test_train_mode_covers_every_family():
+  families = {name.rsplit('_', 1)[0] + ('_lite' if 'lite' in name else '') for name in TRAIN_MODE}
+  assert {n.rsplit('_', 1)[0] + ('_lite' if 'lite' in n else '') for n in list_models()} <= families
