@@ -34,10 +34,14 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
   use_caching_allocator()
 
 import argparse
+import collections
 import dataclasses
+import glob
+import gzip
 import importlib.util
 import json
 import os
+import re
 import statistics
 import time
 from typing import Callable
@@ -168,7 +172,8 @@ def with_rates(result: Result, bandwidth: float | None) -> Result:
 
 def recipe_config(case: Case, overrides: dict | None = None) -> ml_collections.ConfigDict:
   """The model's recipe (``configs/<model>.py``, else the base config) at the case's batch,
-  size and dtype, fixed size (no curriculum), with ``overrides`` as model overrides."""
+  size and dtype, fixed size (no curriculum), ``depthwise_impl='auto'`` (what the CPU configs
+  set; the grouped convolution on accelerators), with ``overrides`` as model overrides."""
   path = os.path.join(CONFIG_DIR, f'{case.model}.py')
   if os.path.exists(path):
     spec = importlib.util.spec_from_file_location(f'_recipe_{case.model}', path)
@@ -184,6 +189,7 @@ def recipe_config(case: Case, overrides: dict | None = None) -> ml_collections.C
   c.eval_image_size = case.image_size
   c.eval_batch_size = case.batch_size
   c.dtype = DTYPES[case.dtype]
+  c.model_overrides.depthwise_impl = 'auto'  # as every CPU config here: unrolled on the CPU
   c.num_train_steps = 1_000_000
   for key, value in (overrides or {}).items():
     c.model_overrides[key] = value
@@ -202,8 +208,10 @@ def _random_batch(mesh, case: Case, mode: str):
 
 
 def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, steps: int = 10,
-                repeats: int = 5, bandwidth: float | None = None) -> Result:
-  """Times effnet_jax's train step (``mode='train'``) or eval step (``'infer'``)."""
+                repeats: int = 5, bandwidth: float | None = None,
+                profile_dir: str | None = None) -> Result:
+  """Times effnet_jax's train step (``mode='train'``) or eval step (``'infer'``); with
+  ``profile_dir``, then traces ``steps`` more steps there (jax.profiler, Perfetto JSON too)."""
   # TensorFlow (through the data package) loads here, never in the timm worker process.
   from effnet_jax.data import DatasetInfo
   from effnet_jax.train import loop
@@ -244,6 +252,9 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
       out = [compiled(variables, batch) for _ in range(n)]
       jax.block_until_ready(out)
   seconds = median_step_seconds(run_steps, warmup, steps, repeats)
+  if profile_dir:
+    with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
+      run_steps(steps)
   flops, bytes_accessed = cost_figures(compiled.cost_analysis())
   device = jax.devices()[0]
   peak = device_peak_memory(device)
@@ -254,6 +265,46 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   result = Result(case, impl, case.batch_size / seconds, seconds * 1e3, compile_s, peak, source,
                   flops, bytes_accessed)
   return with_rates(result, peak_bandwidth(device.device_kind, bandwidth))
+
+
+# ---- profiles ----
+
+def op_kind(name: str) -> str:
+  """An XLA op's kind: its name without the numeric suffix (``loop_add_fusion.12``)."""
+  return re.sub(r'(\.\d+)+$', '', name)
+
+
+def summarize_ops(events: list[dict], top: int = 15) -> list[tuple[str, float, float]]:
+  """``(op kind, milliseconds, share)`` of the XLA ops in Chrome-trace ``events``, by total time.
+
+  Python frames (``$file:line``), PjRt/runtime scopes and thunk-executor wrappers are left out:
+  what remains is the time each compiled op ran (summed over threads)."""
+  totals = collections.Counter()
+  for event in events:
+    name = event.get('name', '')
+    if (event.get('ph') != 'X' or name.startswith('$') or ' ' in name or '::' in name
+        or name.startswith(('PjitFunction', 'Pjit', 'jit_'))):
+      continue
+    totals[op_kind(name)] += event.get('dur', 0)
+  total = sum(totals.values()) or 1
+  return [(kind, us / 1e3, us / total) for kind, us in totals.most_common(top)]
+
+
+def trace_events(profile_dir: str) -> list[dict]:
+  """The events of the newest Perfetto trace under ``profile_dir``."""
+  paths = sorted(glob.glob(os.path.join(profile_dir, '**', '*.trace.json.gz'), recursive=True),
+                 key=os.path.getmtime)
+  if not paths:
+    raise FileNotFoundError(f'no *.trace.json.gz under {profile_dir}')
+  with gzip.open(paths[-1], 'rt', encoding='utf-8') as f:
+    trace = json.load(f)
+  return trace['traceEvents'] if isinstance(trace, dict) else trace
+
+
+def format_ops(rows: list[tuple[str, float, float]]) -> str:
+  lines = ['| XLA op kind | ms (all threads) | share |', '| --- | --- | --- |']
+  lines += [f'| {kind} | {ms:,.1f} | {100 * share:.1f} % |' for kind, ms, share in rows]
+  return '\n'.join(lines)
 
 
 # ---- timm ----
@@ -480,7 +531,12 @@ def main(argv=None) -> int:
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--peak-bandwidth', type=float, default=None,
                       help='device memory bandwidth in GB/s (default: a table of accelerators)')
+  parser.add_argument('--compilation-cache', metavar='DIR',
+                      help="JAX's persistent compilation cache (a second run loads its programs)")
   parser.add_argument('--json', help='write the results to this JSON file')
+  parser.add_argument('--profile', metavar='DIR',
+                      help='trace --steps more steps of each effnet_jax case into DIR '
+                           '(jax.profiler; TensorBoard/Perfetto) and print the top XLA ops')
   args = parser.parse_args(argv)
   for name in ('batch_size', 'image_size', 'steps', 'repeats'):
     if getattr(args, name) < 1:
@@ -503,12 +559,21 @@ def main(argv=None) -> int:
     variants = [dict(overrides, depthwise_impl=impl) for impl in ('xla', 'unrolled')]
   bandwidth = args.peak_bandwidth * 1e9 if args.peak_bandwidth else None
   timing = dict(warmup=args.warmup, steps=args.steps, repeats=args.repeats)
+  if args.compilation_cache:
+    from effnet_jax.train.loop import enable_compilation_cache
+    enable_compilation_cache(args.compilation_cache)
   print(f'# {machine_description()}', flush=True)
   results = []
   for case in cases:
     for variant in variants:
-      results.append(measure_jax(case, variant, bandwidth=bandwidth, **timing))
+      profile_dir = (os.path.join(args.profile, f'{case.model}_{case.mode}_{len(results)}')
+                     if args.profile else None)
+      results.append(measure_jax(case, variant, bandwidth=bandwidth, profile_dir=profile_dir,
+                                 **timing))
       print(format_table(results[-1:]).splitlines()[-1], flush=True)
+      if profile_dir:
+        print(f'trace in {profile_dir}; XLA ops of {args.steps} steps:\n' +
+              format_ops(summarize_ops(trace_events(profile_dir))), flush=True)
     if args.vs_timm:
       results.append(measure_timm_in_subprocess(case, args.timm_compile, **timing))
       print(format_table(results[-1:]).splitlines()[-1], flush=True)

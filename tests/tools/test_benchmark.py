@@ -85,3 +85,14 @@ def test_timm_train_step_in_a_worker_process():
       repeats=1)
   assert result.impl == 'timm efficientnet_b0 (eager)'
   assert result.images_per_sec > 0 and result.case.batch_size == 2
+
+
+def test_op_summary_groups_numbered_ops_and_skips_runtime_scopes():
+  events = [{'ph': 'X', 'name': 'loop_add_fusion.3', 'dur': 30},
+            {'ph': 'X', 'name': 'loop_add_fusion.12', 'dur': 30},
+            {'ph': 'X', 'name': 'ynn_fusion.7', 'dur': 40},
+            {'ph': 'X', 'name': 'ThunkExecutor::Execute', 'dur': 1000},
+            {'ph': 'X', 'name': '$api.py:2479 block_until_ready', 'dur': 1000},
+            {'ph': 'i', 'name': 'dot.1', 'dur': 5}]
+  assert benchmark.summarize_ops(events) == [('loop_add_fusion', 0.06, 0.6),
+                                             ('ynn_fusion', 0.04, 0.4)]
