@@ -342,7 +342,7 @@ def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps:
   mcfg = get_model_config(config.model, **set_overrides(config))
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
   if device.type == 'cpu':
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
   autocast_dtype = torch.bfloat16 if case.dtype == 'bf16' and device.type == 'cuda' else None
   model = timm.create_model(timm_arch(case.model), pretrained=False, num_classes=NUM_CLASSES,
                             drop_rate=mcfg.dropout_rate, drop_path_rate=mcfg.drop_path_rate)
@@ -480,7 +480,7 @@ def format_table(results: list[Result]) -> str:
 def machine_description() -> str:
   devices = jax.devices()
   return (f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform}), '
-          f'{os.cpu_count()} host cores, jax {jax.__version__}')
+          f'{len(os.sched_getaffinity(0))} of {os.cpu_count()} host cores, jax {jax.__version__}')
 
 
 def to_json(results: list[Result]) -> list[dict]:

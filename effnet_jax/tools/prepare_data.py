@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import multiprocessing
 import os
 import shutil
 import sys
@@ -79,7 +80,9 @@ def prepare(input_root: str, output_root: str, max_side: int, quality: int = 95,
     raise ValueError(f'{input_root!r} holds no image files ({", ".join(IMAGE_EXTENSIONS)})')
   bar = ProgressBar(len(sources), 1, enabled=progress)
   errors = []
-  with concurrent.futures.ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+  # spawn: the caller may hold TensorFlow or JAX threads, which a forked child must not inherit
+  with concurrent.futures.ProcessPoolExecutor(
+      workers or os.cpu_count(), mp_context=multiprocessing.get_context('spawn')) as pool:
     jobs = [pool.submit(prepare_image, s, output_path(s, input_root, output_root), max_side,
                         quality) for s in sources]
     for done, job in enumerate(concurrent.futures.as_completed(jobs), 1):

@@ -78,11 +78,12 @@ def test_vs_timm_refuses_an_architecture_timm_does_not_have(capsys):
   assert 'changes it' in capsys.readouterr().err
 
 
-def test_timm_train_step_in_a_worker_process():
+def test_timm_train_step():
+  # In-process (--vs-timm runs it in a worker; test_benchmark_input covers that plumbing):
+  # this test session keeps Triton unimportable, so PyTorch and TensorFlow coexist.
   pytest.importorskip('timm')
-  result = benchmark.measure_timm_in_subprocess(
-      Case('efficientnet_b0', 'train', 2, 32, 'f32'), compile_train=False, warmup=0, steps=1,
-      repeats=1)
+  result = benchmark.measure_timm(Case('efficientnet_b0', 'train', 2, 32, 'f32'),
+                                  compile_train=False, warmup=0, steps=1, repeats=1)
   assert result.impl == 'timm efficientnet_b0 (eager)'
   assert result.images_per_sec > 0 and result.case.batch_size == 2
 

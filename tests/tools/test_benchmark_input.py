@@ -28,9 +28,32 @@ def test_generated_jpegs_are_imagenet_sized_photos(jpeg_folder):
   assert np.corrcoef(pixels[:, :-1].ravel(), pixels[:, 1:].ravel())[0, 1] > 0.8
 
 
-def test_cli_times_the_training_pipeline(jpeg_folder, tmp_path, capsys):
+@pytest.fixture(scope='module')
+def prepared_folder(jpeg_folder, tmp_path_factory):
+  """The generated JPEGs cut to a longer side of 100 px, plus a broken file and a small PNG."""
+  source = tmp_path_factory.mktemp('to_prepare')
+  (source / 'class_0').mkdir()
+  for path in benchmark_input.list_jpegs(str(jpeg_folder))[:3]:
+    (source / 'class_0' / path.split('/')[-1]).write_bytes(open(path, 'rb').read())
+  (source / 'class_0' / 'broken.jpg').write_bytes(b'not a jpeg')
+  Image.new('RGB', (40, 30), (200, 10, 10)).save(source / 'class_0' / 'small.png')
+  output = tmp_path_factory.mktemp('prepared')
+  errors = prepare_data.prepare(str(source), str(output), 100, workers=1, progress=False)
+  return source, output, errors
+
+
+def test_prepare_resizes_copies_and_reports(prepared_folder):
+  source, output, errors = prepared_folder
+  assert len(errors) == 1 and 'broken.jpg' in errors[0]
+  sizes = sorted(Image.open(p).size for p in (output / 'class_0').glob('0*.jpg'))
+  assert sizes == [(75, 100), (100, 75), (100, 75)]  # two landscape, one portrait
+  small = source / 'class_0' / 'small.png'
+  assert (output / 'class_0' / 'small.png').read_bytes() == small.read_bytes()  # fits: copied
+
+
+def test_cli_times_the_pipeline_on_the_prepared_folder(prepared_folder, tmp_path, capsys):
   path = tmp_path / 'input.json'
-  assert benchmark_input.main(['--folder', str(jpeg_folder), '--image-size', '32',
+  assert benchmark_input.main(['--folder', str(prepared_folder[1]), '--image-size', '32',
                                '--batch-size', '4', '--num-batches', '2',
                                '--warmup-batches', '1', '--json', str(path)]) == 0
   assert '| effnet_jax tf.data (randaugment) | 8 |' in capsys.readouterr().out
@@ -43,7 +66,7 @@ def test_table_ratio_is_per_core():
   assert '| effnet_jax | 100 | 100.0 | 400.0 | 4.00x |' in benchmark_input.format_table(rates)
 
 
-def test_timm_transform_in_a_worker_process(jpeg_folder):
+def test_timm_transform_in_a_worker_process(jpeg_folder):  # the --vs-timm path
   pytest.importorskip('timm')
   rate = benchmark_input.measure_timm_in_subprocess(str(jpeg_folder), image_size=32,
                                                     num_images=4, warmup_images=0)
@@ -55,24 +78,6 @@ def test_resized_size_keeps_the_aspect_ratio():
   assert prepare_data.resized_size(375, 500, 320) == (240, 320)
   assert prepare_data.resized_size(200, 100, 320) == (200, 100)
   assert prepare_data.resized_size(5000, 1, 320) == (320, 1)
-
-
-def test_prepared_folder_is_read_by_the_same_pipeline(jpeg_folder, tmp_path):
-  (tmp_path / 'in' / 'class_0').mkdir(parents=True)
-  (tmp_path / 'in' / 'class_0' / 'broken.jpg').write_bytes(b'not a jpeg')
-  small = tmp_path / 'in' / 'class_0' / 'small.png'
-  Image.new('RGB', (40, 30), (200, 10, 10)).save(small)
-  source = benchmark_input.list_jpegs(str(jpeg_folder))[0]
-  (tmp_path / 'in' / 'class_0' / 'photo.jpg').write_bytes(open(source, 'rb').read())
-  errors = prepare_data.prepare(str(tmp_path / 'in'), str(tmp_path / 'out'), 100,
-                                workers=1, progress=False)
-  assert len(errors) == 1 and 'broken.jpg' in errors[0]
-  out = tmp_path / 'out' / 'class_0'
-  assert Image.open(out / 'photo.jpg').size == (100, 75)
-  assert (out / 'small.png').read_bytes() == small.read_bytes()  # fits: copied as it is
-  rate = benchmark_input.measure_ours(str(tmp_path / 'out'), image_size=16, batch_size=2,
-                                      num_batches=1, warmup_batches=0)
-  assert rate.images == 2
 
 
 def test_prepare_refuses_to_overwrite_its_input(tmp_path):
