@@ -10,12 +10,16 @@
 it (the model's recipe from ``configs/<model>.py``: optimizer, BN update, EMA, stochastic depth,
 Mixup/CutMix where the recipe has them, sharded over every device; curriculum off, the given
 size); ``infer`` the eval step. Inputs are random arrays already on the device (the input
-pipeline has its own benchmark: ``effnet_jax.tools.benchmark_input``).
+pipeline has its own benchmark: ``effnet_jax.tools.benchmark_input``); the weights are synthetic
+(kernels normal / sqrt(fan-in)), the optimizer state and EMA built from them by the recipe's
+optimizer.
 
 Numbers: the median over ``--repeats`` timed runs of ``--steps`` steps after ``--warmup`` steps,
 each run ended by ``block_until_ready``; compile time of ``lower().compile()``; peak device
-memory from ``device.memory_stats()`` where the backend reports it (GPU, TPU), else XLA's
-``memory_analysis()`` of the program (arguments + temporaries + outputs, marked ``~``); FLOPs
+memory from ``device.memory_stats()`` where the backend reports it (GPU, TPU: the peak since the
+process started, so a suite shows a running maximum; run one case per process for each case's
+own peak), else XLA's ``memory_analysis()`` of the program (arguments + temporaries + outputs,
+marked ``~``); FLOPs
 and bytes accessed per device and step from the compiled program's ``cost_analysis()``, hence
 the achieved FLOP/s and the fraction of the device's memory bandwidth (``--peak-bandwidth``
 overrides the built-in table of accelerator peaks).
@@ -43,6 +47,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import time
 from typing import Callable
 
@@ -50,8 +55,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-
-import subprocess
 
 from effnet_jax.config import base_config, set_overrides
 from effnet_jax.models import get_model_config
@@ -196,6 +199,35 @@ def recipe_config(case: Case, overrides: dict | None = None) -> ml_collections.C
   return c
 
 
+def synthetic_value(path, leaf: jax.ShapeDtypeStruct, rng: np.random.Generator) -> np.ndarray:
+  """A parameter or BN statistic of the right scale: kernels normal / sqrt(fan-in), BN scales and
+  variances 1, the rest 0 (the train step's speed does not depend on the values; compiling
+  ``model.init`` would add ~25 s for even a tiny model on a 2-core CPU)."""
+  name = getattr(path[-1], 'key', '') if path else ''
+  if len(leaf.shape) >= 2:
+    value = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))
+  else:
+    value = np.full(leaf.shape, 1.0 if name in ('scale', 'var') else 0.0)
+  return value.astype(leaf.dtype)
+
+
+def synthetic_state(abstract_state, tx, sharding):
+  """A train state of the abstract state's structure with synthetic weights, the optimizer
+  state from ``tx.init`` and the EMA copies (where the state has them)."""
+  from effnet_jax.train.step import TrainState
+  rng = np.random.default_rng(0)
+  fill = lambda tree: jax.tree_util.tree_map_with_path(
+      lambda path, leaf: synthetic_value(path, leaf, rng), tree)
+  params, batch_stats = fill(abstract_state.params), fill(abstract_state.batch_stats)
+  ema = abstract_state.ema_params is not None
+
+  def build(params, batch_stats):
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                      opt_state=tx.init(params), ema_params=params if ema else None,
+                      ema_batch_stats=batch_stats if ema else None)
+  return jax.jit(build, out_shardings=sharding)(params, batch_stats)
+
+
 def _random_batch(mesh, case: Case, mode: str):
   from effnet_jax.train.step import global_batch
   rng = np.random.default_rng(0)
@@ -224,8 +256,7 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
                      num_eval_examples=50_000, class_names=())
   run = loop.build_run(config, info, mesh)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  state = jax.jit(lambda: loop.init_state(run.model, run.tx, case.image_size, config.seed,
-                                          bool(config.ema_decay)), out_shardings=replicated)()
+  state = synthetic_state(run.abstract_state, run.tx, replicated)
   batch = _random_batch(mesh, case, case.mode)
   t0 = time.perf_counter()
   if case.mode == 'train':

@@ -6,7 +6,9 @@ import pytest
 from effnet_jax.tools import benchmark
 from effnet_jax.tools.benchmark import Case, Result
 
-TINY = ['--model', 'efficientnet_b0', '--override', 'phi=-12', '--batch-size', '8',
+# depthwise_impl=xla: the unrolled depthwise convolution compiles twice as long
+TINY = ['--model', 'efficientnet_b0', '--override', 'phi=-12', '--override',
+        'depthwise_impl=xla', '--batch-size', '8',
         '--image-size', '16', '--dtype', 'f32', '--warmup', '0', '--steps', '1', '--repeats', '1']
 
 
@@ -15,7 +17,7 @@ def test_cli_times_the_train_and_eval_steps(tmp_path, capsys):
   assert benchmark.main(TINY + ['--mode', 'train', 'infer', '--json', str(path)]) == 0
   out = capsys.readouterr().out
   assert out.count('| efficientnet_b0 | train ') == 2  # the streamed row and the final table
-  assert '| implementation ' in out and 'effnet_jax phi=-12' in out
+  assert '| implementation ' in out and 'effnet_jax phi=-12 depthwise_impl=xla' in out
   saved = json.loads(path.read_text())
   assert 'cpu' in saved['machine']
   train, infer = saved['results']
@@ -38,6 +40,19 @@ def test_recipe_config_is_the_models_recipe_at_a_fixed_size():
   assert config.optimizer.weight_decay_exclude == 'bn_and_bias'  # V2's recipe, not the base
   assert config.model_overrides.depthwise_impl == 'unrolled'
   assert benchmark.recipe_config(Case('rexnet_100', 'train', 8, 32)).optimizer.name == 'sgd'
+
+
+def test_synthetic_weights_have_the_scale_of_an_initialised_network():
+  import jax
+  import numpy as np
+  rng = np.random.default_rng(0)
+  struct = lambda *shape: jax.ShapeDtypeStruct(shape, np.float32)
+  key = lambda name: (jax.tree_util.DictKey(name),)
+  kernel = benchmark.synthetic_value(key('kernel'), struct(3, 3, 64, 256), rng)
+  assert kernel.dtype == np.float32 and abs(kernel.std() * np.sqrt(9 * 64) - 1) < 0.05
+  assert (benchmark.synthetic_value(key('scale'), struct(8), rng) == 1).all()
+  assert (benchmark.synthetic_value(key('var'), struct(8), rng) == 1).all()
+  assert (benchmark.synthetic_value(key('bias'), struct(8), rng) == 0).all()
 
 
 def test_median_step_seconds_discards_warmup():
