@@ -36,28 +36,32 @@ def _to_uint8(image: tf.Tensor) -> tf.Tensor:
   return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
 
 
+def _apply_lut(image: tf.Tensor, lut: tf.Tensor) -> tf.Tensor:
+  """Per-channel lookup: ``out[..., c] = lut[c, image[..., c]]`` (``lut``: [3, 256]); one
+  gather over the image instead of one pass per arithmetic op."""
+  index = tf.cast(image, tf.int32) + tf.range(3) * 256
+  return tf.cast(tf.gather(tf.reshape(lut, [-1]), index), tf.uint8)
+
+
 def auto_contrast(image: tf.Tensor) -> tf.Tensor:
   """Stretch each channel to 0..255 (a constant channel stays as it is)."""
-  x = tf.cast(image, tf.float32)
-  low = tf.reduce_min(x, axis=[0, 1])
-  high = tf.reduce_max(x, axis=[0, 1])
-  stretched = (x - low) * (255.0 / tf.maximum(high - low, 1.0))
-  return _to_uint8(tf.where(high > low, stretched, x))
-
-
-def _equalize_channel(channel: tf.Tensor) -> tf.Tensor:
-  """PIL's histogram equalisation of one uint8 [H, W] channel."""
-  values = tf.cast(channel, tf.int32)
-  histogram = tf.math.bincount(values, minlength=256, maxlength=256)
-  brightest_count = tf.gather(histogram, tf.reduce_max(tf.where(histogram > 0)))
-  step = (tf.reduce_sum(histogram) - brightest_count) // 255
-  lut = (tf.cumsum(histogram, exclusive=True) + step // 2) // tf.maximum(step, 1)
-  equalized = tf.gather(tf.clip_by_value(lut, 0, 255), values)
-  return tf.cast(tf.where(step > 0, equalized, values), tf.uint8)
+  low = tf.cast(tf.reduce_min(image, axis=[0, 1]), tf.float32)[:, None]
+  high = tf.cast(tf.reduce_max(image, axis=[0, 1]), tf.float32)[:, None]
+  levels = tf.range(256, dtype=tf.float32)[None, :]
+  stretched = (levels - low) * (255.0 / tf.maximum(high - low, 1.0))
+  return _apply_lut(image, _to_uint8(tf.where(high > low, stretched, levels)))
 
 
 def equalize(image: tf.Tensor) -> tf.Tensor:
-  return tf.stack([_equalize_channel(image[..., c]) for c in range(3)], axis=-1)
+  """PIL's histogram equalisation, each channel on its own (one histogram of 3 x 256 bins)."""
+  index = tf.cast(image, tf.int32) + tf.range(3) * 256
+  histogram = tf.reshape(tf.math.bincount(index, minlength=768, maxlength=768), [3, 256])
+  levels = tf.range(256)
+  brightest = tf.reduce_max(tf.where(histogram > 0, levels, -1), axis=1)
+  brightest_count = tf.gather(histogram, brightest, batch_dims=1)
+  step = ((tf.reduce_sum(histogram, axis=1) - brightest_count) // 255)[:, None]
+  lut = (tf.cumsum(histogram, axis=1, exclusive=True) + step // 2) // tf.maximum(step, 1)
+  return _apply_lut(image, tf.where(step > 0, tf.clip_by_value(lut, 0, 255), levels))
 
 
 def invert(image: tf.Tensor) -> tf.Tensor:
@@ -72,16 +76,24 @@ def posterize(image: tf.Tensor, bits: int) -> tf.Tensor:
   return tf.bitwise.left_shift(tf.bitwise.right_shift(image, shift), shift)
 
 
+def _below(image: tf.Tensor, threshold: int) -> tf.Tensor:
+  """``image < threshold`` in uint8 (no int32 copy of the image)."""
+  if threshold > 255:
+    return tf.ones_like(image, tf.bool)
+  return image < tf.constant(max(threshold, 0), tf.uint8)
+
+
 def solarize(image: tf.Tensor, threshold: int) -> tf.Tensor:
   """Invert the pixels at or above ``threshold`` (256 and above: no change)."""
-  return tf.where(tf.cast(image, tf.int32) < threshold, image, 255 - image)
+  return tf.where(_below(image, threshold), image, 255 - image)
 
 
 def solarize_add(image: tf.Tensor, addition: int, threshold: int = 128) -> tf.Tensor:
-  """Add ``addition`` (saturating) to the pixels below ``threshold``."""
-  x = tf.cast(image, tf.int32)
-  added = tf.cast(tf.clip_by_value(x + addition, 0, 255), tf.uint8)
-  return tf.where(x < threshold, added, image)
+  """Add ``addition`` (saturating) to the pixels below ``threshold`` (uint8 throughout)."""
+  a = min(max(addition, -255), 255)
+  added = (tf.minimum(image, 255 - a) + a if a >= 0 else
+           tf.maximum(image, -a) - (-a))
+  return tf.where(_below(image, threshold), added, image)
 
 
 def _blend(degenerate: tf.Tensor, image: tf.Tensor, factor: float) -> tf.Tensor:
@@ -106,11 +118,17 @@ def brightness(image: tf.Tensor, factor: float) -> tf.Tensor:
 
 
 def sharpness(image: tf.Tensor, factor: float) -> tf.Tensor:
-  """Blend with a smoothed copy (3x3 kernel, centre weight 5; the border pixels unsmoothed)."""
+  """Blend with a smoothed copy (3x3 kernel, centre weight 5; the border pixels unsmoothed).
+
+  The 3x3 sum is nine shifted slices (integer-valued floats: exact in any order), several
+  times cheaper on one core than a 3-channel depthwise convolution."""
   x = tf.cast(image, tf.float32)
-  kernel = tf.constant([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
-  kernel = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
-  smoothed = tf.round(tf.nn.depthwise_conv2d(x[None], kernel, [1, 1, 1, 1], 'VALID')[0])
+  height, width = tf.shape(x)[0], tf.shape(x)[1]
+  total = 4.0 * x[1:-1, 1:-1]
+  for dy in range(3):
+    for dx in range(3):
+      total += x[dy:height - 2 + dy, dx:width - 2 + dx]
+  smoothed = tf.round(total / 13.0)
   border = [[1, 1], [1, 1], [0, 0]]
   interior = tf.pad(tf.ones_like(smoothed, tf.bool), border)
   return _blend(tf.where(interior, tf.pad(smoothed, border), x), image, factor)

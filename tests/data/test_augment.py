@@ -111,3 +111,39 @@ def test_policies_are_deterministic_per_seed(policy):
   np.testing.assert_array_equal(outputs[0], outputs[1])
   assert len({out.tobytes() for out in outputs}) >= 4
   assert all(out.shape == (16, 20, 3) and out.dtype == np.uint8 for out in outputs)
+
+
+def test_sharpness_smooths_like_a_3x3_kernel_with_centre_weight_5():
+  image = np.random.default_rng(0).integers(0, 256, (7, 9, 3), np.uint8)
+  x = image.astype(np.float64)
+  kernel = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]]) / 13.0
+  expected = x.copy()
+  for i in range(1, 6):
+    for j in range(1, 8):
+      expected[i, j] = np.einsum('ijc,ij->c', x[i - 1:i + 2, j - 1:j + 2], kernel)
+  np.testing.assert_array_equal(augment.sharpness(tf.constant(image), 0.0),
+                                np.round(expected).astype(np.uint8))
+
+
+def test_auto_contrast_and_equalize_per_channel():
+  rng = np.random.default_rng(1)
+  x = np.stack([rng.integers(40, 90, (12, 10)), rng.integers(0, 256, (12, 10)),
+                np.full((12, 10), 33)], axis=-1).astype(np.uint8)  # narrow, full, constant
+  pil = np.asarray(ImageOps.equalize(Image.fromarray(x)))
+  np.testing.assert_array_equal(augment.equalize(tf.constant(x)), pil)
+  low, high = x.min(axis=(0, 1)), x.max(axis=(0, 1))
+  scale = np.float32(255.0) / np.maximum(high - low, 1).astype(np.float32)
+  expected = np.where(high > low, (x.astype(np.float32) - low) * scale, x)
+  np.testing.assert_array_equal(augment.auto_contrast(tf.constant(x)),
+                                np.round(np.clip(expected, 0, 255)).astype(np.uint8))
+
+
+@pytest.mark.parametrize('threshold', [-5, 0, 1, 128, 255, 256, 400])
+@pytest.mark.parametrize('addition', [-300, -40, 0, 50, 255, 330])
+def test_solarize_ops_match_integer_arithmetic(threshold, addition):
+  x = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=-1)
+  wide = x.astype(int)
+  np.testing.assert_array_equal(augment.solarize(tf.constant(x), threshold),
+                                np.where(wide < threshold, wide, 255 - wide))
+  np.testing.assert_array_equal(augment.solarize_add(tf.constant(x), addition, threshold),
+                                np.where(wide < threshold, np.clip(wide + addition, 0, 255), wide))

@@ -1,0 +1,621 @@
+"""Train-step and inference throughput: images/s, compile time, memory, XLA FLOPs and bytes.
+
+  python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch-size 256 \\
+      --image-size 224 --dtype bf16 --vs-timm            # one case, beside timm
+  python -m effnet_jax.tools.benchmark --suite --vs-timm --json results.json   # the issue's suite
+  python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch-size 128 \\
+      --image-size 32 --dtype f32 --vs-timm              # the CPU case (docs/performance.md)
+
+``train`` times the real train step of ``effnet_jax/train/step.py`` built as the trainer builds
+it (the model's recipe from ``configs/<model>.py``: optimizer, BN update, EMA, stochastic depth,
+Mixup/CutMix where the recipe has them, sharded over every device; curriculum off, the given
+size); ``infer`` the eval step. Inputs are random arrays already on the device (the input
+pipeline has its own benchmark: ``effnet_jax.tools.benchmark_input``); the weights are synthetic
+(kernels normal / sqrt(fan-in)), the optimizer state and EMA built from them by the recipe's
+optimizer.
+
+Numbers: the median over ``--repeats`` timed runs of ``--steps`` steps after ``--warmup`` steps,
+each run ended by ``block_until_ready``; compile time of ``lower().compile()``; peak device
+memory from ``device.memory_stats()`` where the backend reports it (GPU, TPU: the peak since the
+process started, so a suite shows a running maximum; run one case per process for each case's
+own peak), else XLA's ``memory_analysis()`` of the program (arguments + temporaries + outputs,
+marked ``~``); FLOPs
+and bytes accessed per device and step from the compiled program's ``cost_analysis()``, hence
+the achieved FLOP/s and the fraction of the device's memory bandwidth (``--peak-bandwidth``
+overrides the built-in table of accelerator peaks).
+
+``--vs-timm`` measures timm's model of the same architecture in the same run: channels_last,
+torch.compile for training (falls back to eager where compiling fails, and says so), eager for
+inference, bf16 autocast on a GPU (float32 on the CPU), the recipe's optimizer (timm's
+``rmsproptf`` or Nesterov SGD), label smoothing, drop-path and EMA as ours.
+"""
+from __future__ import annotations
+
+import sys
+
+if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
+  from effnet_jax.runtime import use_caching_allocator
+  use_caching_allocator()
+
+import argparse
+import collections
+import dataclasses
+import glob
+import gzip
+import importlib.util
+import json
+import os
+import re
+import statistics
+import subprocess
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from effnet_jax.config import base_config, set_overrides
+from effnet_jax.models import get_model_config
+
+MODES = ('train', 'infer')
+DTYPES = {'bf16': 'bfloat16', 'f32': 'float32'}
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'configs')
+NUM_CLASSES = 1000
+
+# Peak memory bandwidth (bytes/s) by device kind, most specific first.
+PEAK_BANDWIDTH = (
+    ('H100 PCIe', 2.0e12), ('H100 NVL', 3.9e12), ('H100', 3.35e12), ('H200', 4.8e12),
+    ('GH200', 4.0e12), ('A100-SXM4-80GB', 2.04e12), ('A100', 1.56e12), ('L4', 0.3e12),
+    ('TPU v4', 1.2e12), ('TPU v5 lite', 0.82e12), ('TPU v5e', 0.82e12), ('TPU v5', 2.76e12),
+    ('TPU v6', 1.64e12),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  model: str
+  mode: str  # train | infer
+  batch_size: int
+  image_size: int
+  dtype: str = 'bf16'  # bf16 | f32
+
+
+SUITE_SIZES = (('efficientnet_b0', 256, 224), ('efficientnetv2_s', 128, 300),
+               ('rexnet_100', 256, 224), ('efficientnet_b4', 64, 380))
+
+
+def suite(dtype: str) -> list[Case]:
+  """The issue's suite: B0@224 bs256, V2-S@300 bs128, ReXNet-1.0@224 bs256, B4@380 bs64."""
+  return [Case(model, mode, batch, size, dtype) for model, batch, size in SUITE_SIZES
+          for mode in MODES]
+
+
+@dataclasses.dataclass
+class Result:
+  """One measured implementation of one case."""
+  case: Case
+  impl: str  # effnet_jax | timm (compiled) | timm (eager)
+  images_per_sec: float
+  step_ms: float
+  compile_s: float
+  peak_memory_bytes: float | None = None
+  memory_source: str = ''  # device | xla (an estimate from the program) | torch
+  flops_per_step: float | None = None  # per device
+  bytes_per_step: float | None = None  # per device
+  achieved_flops: float | None = None  # per device, FLOP/s
+  bandwidth_fraction: float | None = None  # of the device's peak memory bandwidth
+  note: str = ''
+
+
+# ---- measurement helpers (pure) ----
+
+def median_step_seconds(run_steps: Callable[[int], None], warmup: int, steps: int,
+                        repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
+  """Median seconds per step: ``run_steps(n)`` runs n steps and waits for the device."""
+  if warmup:
+    run_steps(warmup)
+  times = []
+  for _ in range(repeats):
+    start = clock()
+    run_steps(steps)
+    times.append((clock() - start) / steps)
+  return statistics.median(times)
+
+
+def peak_bandwidth(device_kind: str, override: float | None = None) -> float | None:
+  """Peak memory bandwidth in bytes/s of a device kind (None where unknown)."""
+  if override:
+    return override
+  for name, value in PEAK_BANDWIDTH:
+    if name.lower() in device_kind.lower():
+      return value
+  return None
+
+
+def cost_figures(cost) -> tuple[float | None, float | None]:
+  """(FLOPs, bytes accessed) of a compiled program's ``cost_analysis()`` (dict or [dict])."""
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  if not cost:
+    return None, None
+  return cost.get('flops'), cost.get('bytes accessed')
+
+
+def program_memory(compiled) -> float | None:
+  """Bytes XLA plans for one execution: arguments + temporaries + outputs not aliased."""
+  try:
+    m = compiled.memory_analysis()
+  except (NotImplementedError, AttributeError):
+    return None
+  if m is None:
+    return None
+  return float(m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes -
+               m.alias_size_in_bytes)
+
+
+def device_peak_memory(device) -> float | None:
+  stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
+  return float(stats['peak_bytes_in_use']) if stats and 'peak_bytes_in_use' in stats else None
+
+
+def with_rates(result: Result, bandwidth: float | None) -> Result:
+  """Fills achieved FLOP/s and the bandwidth fraction from the per-step figures."""
+  seconds = result.step_ms / 1e3
+  if result.flops_per_step:
+    result.achieved_flops = result.flops_per_step / seconds
+  if result.bytes_per_step and bandwidth:
+    result.bandwidth_fraction = result.bytes_per_step / seconds / bandwidth
+  return result
+
+
+# ---- effnet_jax ----
+
+def recipe_config(case: Case, overrides: dict | None = None) -> ml_collections.ConfigDict:
+  """The model's recipe (``configs/<model>.py``, else the base config) at the case's batch,
+  size and dtype, fixed size (no curriculum), ``depthwise_impl='auto'`` (what the CPU configs
+  set; the grouped convolution on accelerators), with ``overrides`` as model overrides."""
+  path = os.path.join(CONFIG_DIR, f'{case.model}.py')
+  if os.path.exists(path):
+    spec = importlib.util.spec_from_file_location(f'_recipe_{case.model}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+  else:
+    c = base_config()
+    c.model = case.model
+  c.curriculum.num_stages = 0
+  c.batch_size = case.batch_size
+  c.image_size = case.image_size
+  c.eval_image_size = case.image_size
+  c.eval_batch_size = case.batch_size
+  c.dtype = DTYPES[case.dtype]
+  c.model_overrides.depthwise_impl = 'auto'  # as every CPU config here: unrolled on the CPU
+  c.num_train_steps = 1_000_000
+  for key, value in (overrides or {}).items():
+    c.model_overrides[key] = value
+  return c
+
+
+def synthetic_value(path, leaf: jax.ShapeDtypeStruct, rng: np.random.Generator) -> np.ndarray:
+  """A parameter or BN statistic of the right scale: kernels normal / sqrt(fan-in), BN scales and
+  variances 1, the rest 0 (the train step's speed does not depend on the values; compiling
+  ``model.init`` would add ~25 s for even a tiny model on a 2-core CPU)."""
+  name = getattr(path[-1], 'key', '') if path else ''
+  if len(leaf.shape) >= 2:
+    value = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))
+  else:
+    value = np.full(leaf.shape, 1.0 if name in ('scale', 'var') else 0.0)
+  return value.astype(leaf.dtype)
+
+
+def synthetic_state(abstract_state, tx, sharding):
+  """A train state of the abstract state's structure with synthetic weights, the optimizer
+  state from ``tx.init`` and the EMA copies (where the state has them)."""
+  from effnet_jax.train.step import TrainState
+  rng = np.random.default_rng(0)
+  fill = lambda tree: jax.tree_util.tree_map_with_path(
+      lambda path, leaf: synthetic_value(path, leaf, rng), tree)
+  params, batch_stats = fill(abstract_state.params), fill(abstract_state.batch_stats)
+  ema = abstract_state.ema_params is not None
+
+  def build(params, batch_stats):
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                      opt_state=tx.init(params), ema_params=params if ema else None,
+                      ema_batch_stats=batch_stats if ema else None)
+  return jax.jit(build, out_shardings=sharding)(params, batch_stats)
+
+
+def _random_batch(mesh, case: Case, mode: str):
+  from effnet_jax.train.step import global_batch
+  rng = np.random.default_rng(0)
+  batch = {'images': rng.normal(size=(case.batch_size, case.image_size, case.image_size, 3)
+                                ).astype(np.float32),
+           'labels': rng.integers(0, NUM_CLASSES, case.batch_size).astype(np.int32)}
+  if mode == 'infer':
+    batch['mask'] = np.ones(case.batch_size, np.float32)
+  return global_batch(mesh, batch)
+
+
+def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, steps: int = 10,
+                repeats: int = 5, bandwidth: float | None = None,
+                profile_dir: str | None = None) -> Result:
+  """Times effnet_jax's train step (``mode='train'``) or eval step (``'infer'``); with
+  ``profile_dir``, then traces ``steps`` more steps there (jax.profiler, Perfetto JSON too)."""
+  # TensorFlow (through the data package) loads here, never in the timm worker process.
+  from effnet_jax.data import DatasetInfo
+  from effnet_jax.train import loop
+  from effnet_jax.train.step import (TrainStepConfig, make_eval_step, make_mesh, make_train_step,
+                                     resolve_bn_group_size)
+  config = recipe_config(case, overrides)
+  family = get_model_config(config.model, **set_overrides(config)).family
+  mesh = make_mesh(resolve_bn_group_size(config.bn_group_size, jax.device_count(), family))
+  info = DatasetInfo(num_classes=NUM_CLASSES, num_train_examples=1_281_167,
+                     num_eval_examples=50_000, class_names=())
+  run = loop.build_run(config, info, mesh)
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = synthetic_state(run.abstract_state, run.tx, replicated)
+  batch = _random_batch(mesh, case, case.mode)
+  t0 = time.perf_counter()
+  if case.mode == 'train':
+    step_cfg = TrainStepConfig(
+        num_classes=NUM_CLASSES, label_smoothing=config.augment.label_smoothing,
+        mixup_alpha=config.augment.mixup_alpha, cutmix_alpha=config.augment.cutmix_alpha,
+        ema_decay=config.ema_decay, ema_warmup=config.ema_warmup)
+    rng = jax.random.key(1)
+    compiled = make_train_step(mesh, run.model, run.tx, run.learning_rate, step_cfg).lower(
+        state, batch, rng).compile()
+    compile_s = time.perf_counter() - t0
+    holder = [state]
+
+    def run_steps(n):
+      for _ in range(n):
+        holder[0], metrics = compiled(holder[0], batch, rng)
+      jax.block_until_ready((holder[0], metrics))
+  else:
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    compiled = make_eval_step(mesh, run.model).lower(variables, batch).compile()
+    compile_s = time.perf_counter() - t0
+
+    def run_steps(n):
+      out = [compiled(variables, batch) for _ in range(n)]
+      jax.block_until_ready(out)
+  seconds = median_step_seconds(run_steps, warmup, steps, repeats)
+  if profile_dir:
+    with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
+      run_steps(steps)
+  flops, bytes_accessed = cost_figures(compiled.cost_analysis())
+  device = jax.devices()[0]
+  peak = device_peak_memory(device)
+  source = 'device'
+  if peak is None:
+    peak, source = program_memory(compiled), 'xla'
+  impl = 'effnet_jax' + ''.join(f' {k}={v}' for k, v in (overrides or {}).items())
+  result = Result(case, impl, case.batch_size / seconds, seconds * 1e3, compile_s, peak, source,
+                  flops, bytes_accessed)
+  return with_rates(result, peak_bandwidth(device.device_kind, bandwidth))
+
+
+# ---- profiles ----
+
+def op_kind(name: str) -> str:
+  """An XLA op's kind: its name without the numeric suffix (``loop_add_fusion.12``)."""
+  return re.sub(r'(\.\d+)+$', '', name)
+
+
+def summarize_ops(events: list[dict], top: int = 15) -> list[tuple[str, float, float]]:
+  """``(op kind, milliseconds, share)`` of the XLA ops in Chrome-trace ``events``, by total time.
+
+  Python frames (``$file:line``), PjRt/runtime scopes and thunk-executor wrappers are left out:
+  what remains is the time each compiled op ran (summed over threads)."""
+  totals = collections.Counter()
+  for event in events:
+    name = event.get('name', '')
+    if (event.get('ph') != 'X' or name.startswith('$') or ' ' in name or '::' in name
+        or name.startswith(('PjitFunction', 'Pjit', 'jit_'))):
+      continue
+    totals[op_kind(name)] += event.get('dur', 0)
+  total = sum(totals.values()) or 1
+  return [(kind, us / 1e3, us / total) for kind, us in totals.most_common(top)]
+
+
+def trace_events(profile_dir: str) -> list[dict]:
+  """The events of the newest Perfetto trace under ``profile_dir``."""
+  paths = sorted(glob.glob(os.path.join(profile_dir, '**', '*.trace.json.gz'), recursive=True),
+                 key=os.path.getmtime)
+  if not paths:
+    raise FileNotFoundError(f'no *.trace.json.gz under {profile_dir}')
+  with gzip.open(paths[-1], 'rt', encoding='utf-8') as f:
+    trace = json.load(f)
+  return trace['traceEvents'] if isinstance(trace, dict) else trace
+
+
+def format_ops(rows: list[tuple[str, float, float]]) -> str:
+  lines = ['| XLA op kind | ms (all threads) | share |', '| --- | --- | --- |']
+  lines += [f'| {kind} | {ms:,.1f} | {100 * share:.1f} % |' for kind, ms, share in rows]
+  return '\n'.join(lines)
+
+
+# ---- timm ----
+
+def timm_arch(model: str) -> str:
+  """timm's name of a registered model: the PyTorch-native variant where timm has one."""
+  import timm
+  for name in (model, f'tf_{model}'):
+    if timm.is_model(name):
+      return name
+  raise ValueError(f'timm has no model for {model!r} (tried {model}, tf_{model})')
+
+
+def _timm_optimizer(torch_model, config: ml_collections.ConfigDict):
+  from timm.optim import create_optimizer_v2
+  o = config.optimizer
+  lr = o.base_learning_rate * config.batch_size / o.lr_batch_base
+  if o.name == 'rmsprop_tf':
+    return create_optimizer_v2(torch_model, 'rmsproptf', lr=lr, weight_decay=o.weight_decay,
+                               momentum=o.momentum, eps=o.eps, alpha=o.rms_decay)
+  if o.name == 'sgd':
+    return create_optimizer_v2(torch_model, 'nesterov' if o.nesterov else 'momentum', lr=lr,
+                               weight_decay=o.weight_decay, momentum=o.momentum)
+  return create_optimizer_v2(torch_model, o.name, lr=lr, weight_decay=o.weight_decay)
+
+
+def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps: int = 10,
+                 repeats: int = 5) -> Result:
+  """Times timm's model of the same architecture on the same case (see the module doc)."""
+  import torch
+  import timm
+  from timm.utils import ModelEmaV3
+
+  config = recipe_config(case)
+  mcfg = get_model_config(config.model, **set_overrides(config))
+  device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+  if device.type == 'cpu':
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
+  autocast_dtype = torch.bfloat16 if case.dtype == 'bf16' and device.type == 'cuda' else None
+  model = timm.create_model(timm_arch(case.model), pretrained=False, num_classes=NUM_CLASSES,
+                            drop_rate=mcfg.dropout_rate, drop_path_rate=mcfg.drop_path_rate)
+  model = model.to(device, memory_format=torch.channels_last)
+  images = torch.randn(case.batch_size, 3, case.image_size, case.image_size, device=device
+                       ).contiguous(memory_format=torch.channels_last)
+  labels = torch.randint(0, NUM_CLASSES, (case.batch_size,), device=device)
+  autocast = lambda: torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                    enabled=autocast_dtype is not None)
+  note = ''
+  if case.mode == 'train':
+    model.train()
+    optimizer = _timm_optimizer(model, config)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.augment.label_smoothing)
+    ema = ModelEmaV3(model, decay=config.ema_decay) if config.ema_decay else None
+    forward = model
+    mode = 'eager'
+    if compile_train:
+      forward, mode = torch.compile(model), 'compiled'
+
+    def step():
+      with autocast():
+        loss = loss_fn(forward(images), labels)
+      optimizer.zero_grad(set_to_none=True)
+      loss.backward()
+      optimizer.step()
+      if ema is not None:
+        ema.update(model)
+  else:
+    model.eval()
+    mode = 'eager'
+
+    def step():
+      with torch.inference_mode(), autocast():
+        model(images)
+
+  def sync():
+    if device.type == 'cuda':
+      torch.cuda.synchronize()
+
+  t0 = time.perf_counter()
+  try:
+    step()
+  except Exception as error:  # noqa: BLE001  (inductor needs a compiler toolchain, ...)
+    if mode != 'compiled':
+      raise
+    forward, mode = model, 'eager'
+    note = f'torch.compile failed ({type(error).__name__}): eager'
+    step()
+  sync()
+  compile_s = time.perf_counter() - t0
+  if device.type == 'cuda':
+    torch.cuda.reset_peak_memory_stats()
+
+  def run_steps(n):
+    for _ in range(n):
+      step()
+    sync()
+  seconds = median_step_seconds(run_steps, warmup, steps, repeats)
+  peak = float(torch.cuda.max_memory_allocated()) if device.type == 'cuda' else None
+  return Result(case, f'timm {timm_arch(case.model)} ({mode})', case.batch_size / seconds,
+                seconds * 1e3, compile_s, peak, 'torch' if peak else '', note=note)
+
+
+_WORKER_FLAG = '--timm-worker'
+
+
+def measure_timm_in_subprocess(case: Case, compile_train: bool = True, **timing) -> Result:
+  """:func:`measure_timm` in a fresh process: PyTorch (its Triton) and TensorFlow (loaded for
+  our side) bring clashing LLVM builds, and the two frameworks' thread pools stay apart."""
+  request = json.dumps({'case': dataclasses.asdict(case), 'compile_train': compile_train,
+                        **timing})
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  done = subprocess.run([sys.executable, '-m', 'effnet_jax.tools.benchmark', _WORKER_FLAG,
+                         request], capture_output=True, text=True, env=env, check=False)
+  lines = done.stdout.strip().splitlines()
+  if done.returncode or not lines:
+    raise RuntimeError(f'the timm measurement failed (exit {done.returncode}):\n'
+                       f'{done.stderr[-3000:]}')
+  fields = json.loads(lines[-1])
+  return Result(**dict(fields, case=Case(**fields['case'])))
+
+
+def _timm_worker(request: str) -> int:
+  r = json.loads(request)
+  result = measure_timm(Case(**r.pop('case')), **r)
+  print(json.dumps(dataclasses.asdict(result)))
+  return 0
+
+
+# ---- output ----
+
+def _si(value: float | None, unit: str) -> str:
+  if value is None:
+    return '-'
+  for scale, prefix in ((1e12, 'T'), (1e9, 'G'), (1e6, 'M'), (1e3, 'k')):
+    if abs(value) >= scale:
+      return f'{value / scale:.2f} {prefix}{unit}'
+  return f'{value:.0f} {unit}'
+
+
+COLUMNS = ('model', 'mode', 'batch', 'px', 'dtype', 'implementation', 'img/s', 'vs timm',
+           'step ms', 'compile s', 'peak mem', 'FLOP/step', 'bytes/step', 'FLOP/s', 'of BW')
+
+
+def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
+  """One row per result; ``vs timm`` is ours / timm's images/s for the same case."""
+  timm_rate = {r.case: r.images_per_sec for r in results if r.impl.startswith('timm')}
+  rows = []
+  for r in results:
+    c = r.case
+    ratio = (f'{r.images_per_sec / timm_rate[c]:.2f}x'
+             if c in timm_rate and not r.impl.startswith('timm') else '')
+    memory = _si(r.peak_memory_bytes, 'B')
+    if r.memory_source == 'xla':
+      memory = '~' + memory
+    rows.append((c.model, c.mode, str(c.batch_size), str(c.image_size), c.dtype,
+                 r.impl + (f' [{r.note}]' if r.note else ''), f'{r.images_per_sec:,.1f}',
+                 ratio, f'{r.step_ms:.2f}', f'{r.compile_s:.1f}', memory,
+                 _si(r.flops_per_step, ''), _si(r.bytes_per_step, 'B'),
+                 _si(r.achieved_flops, 'FLOP/s'),
+                 f'{100 * r.bandwidth_fraction:.0f} %' if r.bandwidth_fraction else '-'))
+  return rows
+
+
+def format_table(results: list[Result]) -> str:
+  """A markdown table of the results."""
+  rows = [COLUMNS] + table_rows(results)
+  widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+  line = lambda row: '| ' + ' | '.join(v.ljust(w) for v, w in zip(row, widths)) + ' |'
+  return '\n'.join([line(rows[0]), '|' + '|'.join('-' * (w + 2) for w in widths) + '|'] +
+                   [line(row) for row in rows[1:]])
+
+
+def machine_description() -> str:
+  devices = jax.devices()
+  return (f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform}), '
+          f'{len(os.sched_getaffinity(0))} of {os.cpu_count()} host cores, jax {jax.__version__}')
+
+
+def to_json(results: list[Result]) -> list[dict]:
+  return [dict(dataclasses.asdict(r), **dataclasses.asdict(r.case)) for r in results]
+
+
+def _parse_overrides(items: list[str]) -> dict:
+  out = {}
+  for item in items:
+    key, sep, value = item.partition('=')
+    if not sep:
+      raise ValueError(f'--override {item!r}: expected KEY=VALUE')
+    try:
+      out[key] = json.loads(value)
+    except json.JSONDecodeError:
+      out[key] = value
+  return out
+
+
+def _changes_architecture(model: str, overrides: dict) -> bool:
+  registered, changed = get_model_config(model), get_model_config(model, **overrides)
+  shape = lambda c: (c.resolved_arch(), c.resolved_stem_channels(), c.resolved_head_channels())
+  return shape(registered) != shape(changed)
+
+
+def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  if argv[:1] == [_WORKER_FLAG]:
+    return _timm_worker(argv[1])
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--model', default='efficientnet_b0')
+  parser.add_argument('--mode', choices=MODES, nargs='+', default=['train'])
+  parser.add_argument('--batch-size', type=int, default=256)
+  parser.add_argument('--image-size', type=int, default=224)
+  parser.add_argument('--dtype', choices=sorted(DTYPES), default='bf16')
+  parser.add_argument('--suite', action='store_true',
+                      help='B0@224 bs256, V2-S@300 bs128, ReXNet-1.0@224 bs256, B4@380 bs64; '
+                           'train and infer (ignores --model/--mode/--batch-size/--image-size)')
+  parser.add_argument('--vs-timm', action='store_true', help='measure timm in the same run')
+  parser.add_argument('--timm-compile', action=argparse.BooleanOptionalAction, default=True,
+                      help='torch.compile timm\'s train step (default; eager where it fails)')
+  parser.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
+                      help='model override, e.g. depthwise_impl=xla (repeatable)')
+  parser.add_argument('--compare-depthwise', action='store_true',
+                      help='also measure every depthwise_impl (xla, unrolled)')
+  parser.add_argument('--warmup', type=int, default=3)
+  parser.add_argument('--steps', type=int, default=10, help='steps per timed repeat')
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--peak-bandwidth', type=float, default=None,
+                      help='device memory bandwidth in GB/s (default: a table of accelerators)')
+  parser.add_argument('--compilation-cache', metavar='DIR',
+                      help="JAX's persistent compilation cache (a second run loads its programs)")
+  parser.add_argument('--json', help='write the results to this JSON file')
+  parser.add_argument('--profile', metavar='DIR',
+                      help='trace --steps more steps of each effnet_jax case into DIR '
+                           '(jax.profiler; TensorBoard/Perfetto) and print the top XLA ops')
+  args = parser.parse_args(argv)
+  for name in ('batch_size', 'image_size', 'steps', 'repeats'):
+    if getattr(args, name) < 1:
+      parser.error(f'--{name.replace("_", "-")} must be >= 1')
+  try:
+    overrides = _parse_overrides(args.override)
+    get_model_config(args.model, **overrides)
+  except ValueError as error:
+    parser.error(str(error))
+  if args.vs_timm and _changes_architecture(args.model, overrides):
+    parser.error('--vs-timm compares the registered architecture: drop the --override that '
+                 'changes it (keep e.g. depthwise_impl)')
+  if args.batch_size % jax.device_count() and not args.suite:
+    parser.error(f'--batch-size {args.batch_size} is not a multiple of the '
+                 f'{jax.device_count()} devices')
+  cases = suite(args.dtype) if args.suite else [
+      Case(args.model, mode, args.batch_size, args.image_size, args.dtype) for mode in args.mode]
+  variants = [overrides]
+  if args.compare_depthwise:
+    variants = [dict(overrides, depthwise_impl=impl) for impl in ('xla', 'unrolled')]
+  bandwidth = args.peak_bandwidth * 1e9 if args.peak_bandwidth else None
+  timing = dict(warmup=args.warmup, steps=args.steps, repeats=args.repeats)
+  if args.compilation_cache:
+    from effnet_jax.train.loop import enable_compilation_cache
+    enable_compilation_cache(args.compilation_cache)
+  print(f'# {machine_description()}', flush=True)
+  results = []
+  for case in cases:
+    for variant in variants:
+      profile_dir = (os.path.join(args.profile, f'{case.model}_{case.mode}_{len(results)}')
+                     if args.profile else None)
+      results.append(measure_jax(case, variant, bandwidth=bandwidth, profile_dir=profile_dir,
+                                 **timing))
+      print(format_table(results[-1:]).splitlines()[-1], flush=True)
+      if profile_dir:
+        print(f'trace in {profile_dir}; XLA ops of {args.steps} steps:\n' +
+              format_ops(summarize_ops(trace_events(profile_dir))), flush=True)
+    if args.vs_timm:
+      results.append(measure_timm_in_subprocess(case, args.timm_compile, **timing))
+      print(format_table(results[-1:]).splitlines()[-1], flush=True)
+  print()
+  print(format_table(results))
+  if args.json:
+    with open(args.json, 'w', encoding='utf-8') as f:
+      json.dump({'machine': machine_description(), 'command': sys.argv,
+                 'results': to_json(results)}, f, indent=1)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

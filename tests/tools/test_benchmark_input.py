@@ -1,0 +1,85 @@
+"""The input-pipeline benchmark and the pre-resizing tool on a few generated JPEGs."""
+import json
+
+import pytest
+from PIL import Image
+
+from effnet_jax.tools import benchmark_input, prepare_data
+from effnet_jax.tools.benchmark_input import Rate
+
+
+@pytest.fixture(scope='module')
+def jpeg_folder(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('jpegs')
+  assert benchmark_input.main(['--generate', str(folder), '--num-images', '8',
+                               '--num-classes', '2']) == 0
+  return folder
+
+
+def test_generated_jpegs_are_imagenet_sized_photos(jpeg_folder):
+  paths = benchmark_input.list_jpegs(str(jpeg_folder))
+  assert len(paths) == 8 and {p.split('/')[-2] for p in paths} == {'class_0', 'class_1'}
+  sizes = [Image.open(p).size for p in paths]
+  assert sizes.count((500, 375)) == 6 and sizes.count((375, 500)) == 2
+  # photo content, not flat colour or white noise: neighbouring pixels are correlated
+  import numpy as np
+  pixels = np.asarray(Image.open(paths[0]), np.float32)
+  assert pixels.std() > 20
+  assert np.corrcoef(pixels[:, :-1].ravel(), pixels[:, 1:].ravel())[0, 1] > 0.8
+
+
+@pytest.fixture(scope='module')
+def prepared_folder(jpeg_folder, tmp_path_factory):
+  """The generated JPEGs cut to a longer side of 100 px, plus a broken file and a small PNG."""
+  source = tmp_path_factory.mktemp('to_prepare')
+  (source / 'class_0').mkdir()
+  for path in benchmark_input.list_jpegs(str(jpeg_folder))[:3]:
+    (source / 'class_0' / path.split('/')[-1]).write_bytes(open(path, 'rb').read())
+  (source / 'class_0' / 'broken.jpg').write_bytes(b'not a jpeg')
+  Image.new('RGB', (40, 30), (200, 10, 10)).save(source / 'class_0' / 'small.png')
+  output = tmp_path_factory.mktemp('prepared')
+  errors = prepare_data.prepare(str(source), str(output), 100, workers=1, progress=False)
+  return source, output, errors
+
+
+def test_prepare_resizes_copies_and_reports(prepared_folder):
+  source, output, errors = prepared_folder
+  assert len(errors) == 1 and 'broken.jpg' in errors[0]
+  sizes = sorted(Image.open(p).size for p in (output / 'class_0').glob('0*.jpg'))
+  assert sizes == [(75, 100), (100, 75), (100, 75)]  # two landscape, one portrait
+  small = source / 'class_0' / 'small.png'
+  assert (output / 'class_0' / 'small.png').read_bytes() == small.read_bytes()  # fits: copied
+
+
+def test_cli_times_the_pipeline_on_the_prepared_folder(prepared_folder, tmp_path, capsys):
+  path = tmp_path / 'input.json'
+  assert benchmark_input.main(['--folder', str(prepared_folder[1]), '--image-size', '32',
+                               '--batch-size', '4', '--num-batches', '2',
+                               '--warmup-batches', '1', '--json', str(path)]) == 0
+  assert '| effnet_jax tf.data (randaugment) | 8 |' in capsys.readouterr().out
+  (rate,) = json.loads(path.read_text())
+  assert rate['images'] == 8 and rate['images_per_sec'] > 0 and rate['cpu_s'] > 0
+
+
+def test_table_ratio_is_per_core():
+  rates = [Rate('effnet_jax', 100, wall_s=1.0, cpu_s=0.25), Rate('timm', 100, 1.0, 1.0)]
+  assert '| effnet_jax | 100 | 100.0 | 400.0 | 4.00x |' in benchmark_input.format_table(rates)
+
+
+def test_timm_transform_in_a_worker_process(jpeg_folder):  # the --vs-timm path
+  pytest.importorskip('timm')
+  rate = benchmark_input.measure_timm_in_subprocess(str(jpeg_folder), image_size=32,
+                                                    num_images=4, warmup_images=0)
+  assert rate.pipeline.startswith('timm') and rate.images == 4 and rate.cpu_s > 0
+
+
+def test_resized_size_keeps_the_aspect_ratio():
+  assert prepare_data.resized_size(500, 375, 320) == (320, 240)
+  assert prepare_data.resized_size(375, 500, 320) == (240, 320)
+  assert prepare_data.resized_size(200, 100, 320) == (200, 100)
+  assert prepare_data.resized_size(5000, 1, 320) == (320, 1)
+
+
+def test_prepare_refuses_to_overwrite_its_input(tmp_path):
+  with pytest.raises(ValueError, match='must differ'):
+    prepare_data.prepare(str(tmp_path), str(tmp_path), 100)
