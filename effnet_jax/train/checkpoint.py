@@ -7,13 +7,18 @@ is rejected with the list of mismatched parameters instead of a shape error deep
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
 BEST_METRIC = 'eval/top1'
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint could not be written (a full disk, a quota, permissions); the message names
+  the latest complete checkpoint, which a rerun resumes from."""
 
 
 def create_manager(workdir: str, keep: int = 3, keep_best: bool = True,
@@ -36,11 +41,52 @@ def item_handlers() -> dict[str, ocp.CheckpointHandler]:
   return {'state': ocp.StandardCheckpointHandler(), 'run': ocp.JsonCheckpointHandler()}
 
 
+def _os_error(error: BaseException) -> OSError | None:
+  """The OSError behind ``error`` (Orbax re-raises I/O errors of its writer threads wrapped)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, OSError):
+      return error
+    seen.add(id(error))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def finished_steps(directory: str) -> list[int]:
+  """The steps of ``directory`` (a manager's) whose checkpoint is complete, read from storage:
+  an interrupted save leaves an ``N.orbax-checkpoint-tmp-*`` directory (local disks) or an
+  ``N`` without its commit marker (GCS), which a restart ignores and removes."""
+  return sorted(ocp.utils.step_from_checkpoint_name(path.name)
+                for path in ocp.utils.checkpoint_steps_paths(directory))
+
+
+def _guarded(manager: ocp.CheckpointManager, what: str, write: Callable[[], Any]):
+  try:
+    return write()
+  except Exception as error:  # pylint: disable=broad-except
+    cause = _os_error(error)
+    if cause is None:
+      raise
+    steps = finished_steps(str(manager.directory))
+    latest = (f'the latest complete checkpoint, step {steps[-1]}, is intact: rerunning the same '
+              'command resumes from it' if steps else 'there is no complete checkpoint yet')
+    raise CheckpointError(f'could not write {what} in {manager.directory}: {cause}. Nothing '
+                          f'else is lost; {latest} once there is space (or point --workdir '
+                          'elsewhere).') from error
+
+
 def save(manager: ocp.CheckpointManager, step: int, state, run: dict[str, Any],
          metrics: dict[str, float] | None = None, force: bool = False) -> bool:
-  """Starts an (async) save of ``state`` and the run description at ``step``."""
+  """Starts an (async) save of ``state`` and the run description at ``step``; an I/O error of
+  this save (or of an earlier async one) raises :class:`CheckpointError`."""
   args = ocp.args.Composite(state=ocp.args.StandardSave(state), run=ocp.args.JsonSave(run))
-  return manager.save(step, args=args, metrics=metrics, force=force)
+  return _guarded(manager, f'checkpoint step {step}',
+                  lambda: manager.save(step, args=args, metrics=metrics, force=force))
+
+
+def wait_until_finished(manager: ocp.CheckpointManager) -> None:
+  """Waits for the pending async save; its I/O error raises :class:`CheckpointError`."""
+  _guarded(manager, 'the last checkpoint', manager.wait_until_finished)
 
 
 def _key_name(key) -> str:

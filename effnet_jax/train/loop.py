@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import signal
 import time
 from typing import Any
 
@@ -26,6 +25,7 @@ from effnet_jax.train import curriculum as curriculum_lib
 from effnet_jax.train import finetune as finetune_lib
 from effnet_jax.train import optim
 from effnet_jax.train.metrics import MetricWriter, ProgressBar, format_duration
+from effnet_jax.train.preemption import PreemptionNotice
 from effnet_jax.train.step import (BATCH_SPEC, TrainState, TrainStepConfig, bn_axis_name,
                                    global_batch, make_eval_step, make_mesh, make_train_step,
                                    resolve_bn_group_size)
@@ -138,26 +138,16 @@ def evaluate(eval_step, variables, batches, mesh) -> dict[str, float]:
           'loss': float(totals['loss']) / count, 'count': count}
 
 
-class _SigtermFlag:
-  """Turns SIGTERM into a flag the loop polls (the handler itself does no work)."""
+def _last_good(manager) -> str:
+  latest = manager.latest_step()
+  if latest is None:
+    return f'There is no checkpoint in {manager.directory} yet.'
+  return f'The last good checkpoint is step {latest} in {manager.directory}.'
 
-  def __init__(self):
-    self.received = False
-    self._previous = None
 
-  def __enter__(self):
-    try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # not the main thread: no signal handling
-      self._previous = None
-    return self
-
-  def _handle(self, signum, frame):
-    self.received = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
 def _log(message: str) -> None:
@@ -342,6 +332,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return results
 
   def save(step: int, metrics=None, force=False):
+    """Saves ``state`` unless its parameters have diverged: a checkpoint is always one to
+    restart from (the loss is only checked at log steps)."""
+    if not bool(_all_finite(state.params)):
+      ckpt_lib.wait_until_finished(manager)
+      raise FloatingPointError(f'the parameters are not finite after step {step}; stopping '
+                               f'without saving. {_last_good(manager)}')
     ckpt_lib.save(manager, step, state, run_info, metrics=metrics, force=force)
 
   def stage_batches(stage: curriculum_lib.Stage, step: int):
@@ -350,9 +346,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     stage_prep = dataclasses.replace(prep, image_size=stage.image_size,
                                      randaug_magnitude=stage.randaug_magnitude)
     return data_lib.train_iterator(
-        data_config, stage_prep, stage.batch_size, config.seed,
-        start_position=position // jax.process_count(),
+        data_config, stage_prep, stage.batch_size, config.seed, start_position=position,
         process_index=jax.process_index(), process_count=jax.process_count())
+
+  def report_skipped(skipped: tuple[str, ...]) -> None:
+    """Unreadable train images left out (``data.on_bad_image='skip'``): counted in the metrics."""
+    writer.write(None, {}, event='skipped_images', split='train', count=len(skipped),
+                 files=list(skipped[:5]))
+    _log(f'skipped {len(skipped)} unreadable train images (on_bad_image=skip), e.g. '
+         f'{", ".join(skipped[:3])}')
 
   mix = bool(config.curriculum.bucket_mix) and len(stages) > 1
   if config.curriculum.aot_compile and start_step < total_steps:
@@ -371,12 +373,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   progress = ProgressBar(plan.total_steps, plan.global_batch_size, start_step,
                          enabled=is_main and config.progress_bar)
   last_log_time, images_since_log = time.time(), 0
-  with _SigtermFlag() as sigterm:
+  with PreemptionNotice() as preemption:
     for step in range(start_step, plan.total_steps):
       current = curriculum_lib.stage_at(stages, step)
       if current is not stage:
         stage = current
         train_batches = stage_batches(stage, step)
+        if step == start_step and train_batches.skipped_images:  # (every stage skips the same)
+          report_skipped(train_batches.skipped_images)
         progress.batch_size = stage.batch_size
         if len(stages) > 1:
           _log(f'stage {stage.index + 1}/{len(stages)} from step {step}: image {stage.image_size}'
@@ -395,10 +399,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if done % config.log_every_steps == 0 or done == plan.total_steps:
         metrics = jax.device_get(metrics)
         if not math.isfinite(float(metrics['loss'])):
-          manager.wait_until_finished()
-          raise FloatingPointError(
-              f'loss is {metrics["loss"]} at step {done}; stopping without saving. The last '
-              f'good checkpoint is step {manager.latest_step()} in {manager.directory}.')
+          ckpt_lib.wait_until_finished(manager)
+          raise FloatingPointError(f'loss is {metrics["loss"]} at step {done}; stopping without '
+                                   f'saving. {_last_good(manager)}')
         now = time.time()
         rate = images_since_log / max(now - last_log_time, 1e-9)
         last_log_time, images_since_log = now, 0
@@ -422,9 +425,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         last_log_time, images_since_log = time.time(), 0
       elif done % config.checkpoint_every_steps == 0:
         save(done)
-      if sigterm.received:
+      if preemption.reached(done):
         save(done, force=True)
-        manager.wait_until_finished()
+        ckpt_lib.wait_until_finished(manager)
         _log(f'SIGTERM: saved step {done} to {manager.directory}; exiting')
         raise Preempted(done)
   progress.close()
@@ -432,7 +435,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   results = run_eval(final_step)
   if manager.latest_step() != final_step:
     save(final_step, metrics={ckpt_lib.BEST_METRIC: results['eval/top1']}, force=True)
-  manager.wait_until_finished()
+  ckpt_lib.wait_until_finished(manager)
   manager.close()
   results = dict(results, wall_seconds=round(time.time() - start_time, 1), step=final_step)
   writer.write(final_step, {k: v for k, v in results.items() if k != 'step'}, final=True)
