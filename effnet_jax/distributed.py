@@ -13,7 +13,9 @@ them through a coordinator (process 0) before any JAX computation. Where it is c
 * nowhere else: a single process (a laptop, one GPU box). ``--distributed=off`` forces this,
   ``--distributed=on`` forces JAX's auto-detection.
 
-Cross-process collectives on CPU use gloo (JAX's default ``jax_cpu_collectives_implementation``).
+Cross-process collectives on CPU use gloo (JAX's default ``jax_cpu_collectives_implementation``),
+whose communicators give a late peer 30 s: :func:`barrier` lines the processes up first where
+they may drift apart by more (start-up, compiling).
 """
 from __future__ import annotations
 
@@ -95,6 +97,18 @@ def initialize_arguments(mode: str, coordinator_address: str | None, num_process
   if mode == 'on' or _cluster_detected(environ, tpu_present):
     return {}
   return None
+
+
+def barrier(name: str, timeout_seconds: int = 3600) -> None:
+  """Waits until every process reaches ``barrier(name)``: the coordination service's barrier
+  (minutes of skew are fine) rather than a device collective. ``name`` must be new each time.
+  No-op in a single-process run."""
+  import jax
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed as jax_distributed  # the client initialize() connected
+  jax_distributed.global_state.client.wait_at_barrier(f'effnet_jax/{name}',
+                                                      timeout_in_ms=timeout_seconds * 1000)
 
 
 def initialize(mode: str = 'auto', coordinator_address: str | None = None,

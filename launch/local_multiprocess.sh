@@ -9,8 +9,7 @@
 #   -n  processes (default 2)            -d  fake CPU devices per process (default 2)
 #   -p  coordinator port (default: a free one)
 #   -l  where process i writes process_<i>.log (default: a new temporary directory)
-# The processes share the CPUs, so process 0 compiles each program and hands it to the others
-# (jax_share_binary_between_hosts). Process 0 prints to the terminal; the others log to LOGDIR.
+# Process 0 prints to the terminal; the others log to LOGDIR.
 # SIGTERM or SIGINT to this script goes to every process (a preemption drill: they agree on a
 # step, checkpoint and exit with 143). When one process fails, the others are stopped. The exit
 # status is process 0's, or the first failure's. PYTHON picks the interpreter (default
@@ -28,7 +27,7 @@ while getopts "n:d:p:l:" option; do
     d) devices="$OPTARG" ;;
     p) port="$OPTARG" ;;
     l) log_dir="$OPTARG" ;;
-    *) sed -n '2,19p' "$0" >&2; exit 2 ;;  # usage: the lines above
+    *) sed -n '2,17p' "$0" >&2; exit 2 ;;  # usage: the lines above
   esac
 done
 shift $((OPTIND - 1))
@@ -50,8 +49,7 @@ for ((i = 0; i < num_processes; i++)); do
   [ "$i" -eq 0 ] && log=/dev/stdout
   JAX_PLATFORMS=cpu XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=$devices" \
   JAX_COORDINATOR_ADDRESS="127.0.0.1:$port" JAX_NUM_PROCESSES="$num_processes" \
-  JAX_PROCESS_ID="$i" JAX_SHARE_BINARY_BETWEEN_HOSTS="${JAX_SHARE_BINARY_BETWEEN_HOSTS:-1}" \
-  "$python" -m effnet_jax.main "$@" >"$log" 2>&1 &
+  JAX_PROCESS_ID="$i" "$python" -m effnet_jax.main "$@" >"$log" 2>&1 &
   pids+=("$!")
 done
 echo "local_multiprocess: $num_processes processes x $devices CPU devices, coordinator" \

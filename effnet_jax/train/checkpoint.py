@@ -32,7 +32,10 @@ def create_manager(workdir: str, keep: int = 3, keep_best: bool = True,
   options = ocp.CheckpointManagerOptions(
       preservation_policy=preservation.AnyPreservationPolicy(policies),
       enable_async_checkpointing=async_save, cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')),
+  directory = os.path.join(workdir, 'checkpoints')
+  if '://' not in directory:  # gs://bucket/... stays a URL
+    directory = os.path.abspath(directory)
+  return ocp.CheckpointManager(directory,
                                options=options, item_handlers=item_handlers())
 
 
@@ -56,8 +59,7 @@ def finished_steps(directory: str) -> list[int]:
   """The steps of ``directory`` (a manager's) whose checkpoint is complete, read from storage:
   an interrupted save leaves an ``N.orbax-checkpoint-tmp-*`` directory (local disks) or an
   ``N`` without its commit marker (GCS), which a restart ignores and removes."""
-  return sorted(ocp.utils.step_from_checkpoint_name(path.name)
-                for path in ocp.utils.checkpoint_steps_paths(directory))
+  return sorted(ocp.utils.checkpoint_steps(directory))
 
 
 def _guarded(manager: ocp.CheckpointManager, what: str, write: Callable[[], Any]):

@@ -19,6 +19,7 @@ import numpy as np
 
 from effnet_jax import data as data_lib
 from effnet_jax.config import set_overrides
+from effnet_jax.distributed import barrier
 from effnet_jax.models import ModelConfig, build_model, get_model_config
 from effnet_jax.train import checkpoint as ckpt_lib
 from effnet_jax.train import curriculum as curriculum_lib
@@ -243,6 +244,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
   writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
+  barrier('start')  # the checkpoint manager's set-up is the first collective
   manager = ckpt_lib.create_manager(workdir, keep=config.keep_checkpoints,
                                     async_save=config.async_checkpoints)
   run_info = {'model': config.model, 'model_overrides': set_overrides(config),
@@ -294,6 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       programs[key] = jitted.lower(
           abstract_state, _abstract_batch(mesh, stage.batch_size, stage.image_size),
           rng).compile()
+      barrier(f'compiled/train/{len(programs)}')  # the processes compile at their own pace
       writer.write(None, {}, event='compile', fn='train_step', image_size=bucket,
                    batch_size=stage.batch_size, stage=stage.index + 1,
                    seconds=round(time.time() - t0, 3))
@@ -308,6 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       t0 = time.time()
       eval_programs[0] = eval_jitted.lower(
           variables, _abstract_batch(mesh, plan.eval_batch_size, prep.eval_size, True)).compile()
+      barrier('compiled/eval')
       writer.write(None, {}, event='compile', fn='eval_step', image_size=prep.eval_size,
                    batch_size=plan.eval_batch_size, seconds=round(time.time() - t0, 3))
     return eval_programs[0]
@@ -324,7 +328,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                    'batch_stats': state.ema_batch_stats}))
     compiled_eval = eval_program()
     for prefix, variables in targets:
-      for k, v in evaluate(compiled_eval, variables, eval_batches(), mesh).items():
+      batches = eval_batches()
+      barrier(f'eval/{step}/{prefix}')  # opening a folder with on_bad_image='skip' decodes it
+      for k, v in evaluate(compiled_eval, variables, batches, mesh).items():
         results[f'{prefix}/{k}'] = v
     writer.write(step, results)
     _log(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in results.items()
@@ -379,6 +385,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if current is not stage:
         stage = current
         train_batches = stage_batches(stage, step)
+        barrier(f'data/{step}')
         if step == start_step and train_batches.skipped_images:  # (every stage skips the same)
           report_skipped(train_batches.skipped_images)
         progress.batch_size = stage.batch_size
