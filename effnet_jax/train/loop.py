@@ -433,7 +433,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       elif done % config.checkpoint_every_steps == 0:
         save(done)
       if preemption.reached(done):
-        save(done, force=True)
+        if manager.latest_step() != done:  # (not saved just above)
+          save(done, force=True)
         ckpt_lib.wait_until_finished(manager)
         _log(f'SIGTERM: saved step {done} to {manager.directory}; exiting')
         raise Preempted(done)

@@ -1,6 +1,6 @@
 """The multi-host code path on one machine: 2 processes x 2 CPU devices, started by
-launch/local_multiprocess.sh, train step for step what 1 process x 4 devices trains; an image
-folder with a corrupt JPEG (skipped and counted, or a clear error); the preemption agreement."""
+launch/local_multiprocess.sh, train step for step what 1 process x 4 devices trains, on an image
+folder with a corrupt JPEG (skipped and counted); the preemption agreement."""
 import json
 import os
 import signal
@@ -15,8 +15,7 @@ from PIL import Image
 
 from effnet_jax.train.checkpoint import item_handlers
 
-# One worker runs the module (pytest-xdist): its tests share the two runs, and the last one their
-# compiled programs (through the session's compilation cache).
+# One worker runs the module (pytest-xdist): its tests share the two runs.
 pytestmark = pytest.mark.xdist_group('multihost')
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,10 +36,13 @@ def image_folder(tmp_path_factory):
   return str(root)
 
 
-def main_flags(workdir, folder, on_bad_image='skip'):
+def main_flags(workdir, folder):
+  """The embedded default job shrunk to seconds (depthwise convolutions as XLA's grouped
+  convolution and no EMA: the step compiles in half the time)."""
   return [f'--workdir={workdir}', '--config.data.source=folder',
           f'--config.data.train_folder={folder}', f'--config.data.eval_folder={folder}',
-          f'--config.data.on_bad_image={on_bad_image}', '--config.model_overrides.phi=-12',
+          '--config.data.on_bad_image=skip', '--config.model_overrides.phi=-12',
+          '--config.model_overrides.depthwise_impl=xla', '--config.ema_decay=0',
           '--config.image_size=16', '--config.eval_image_size=16', '--config.batch_size=16',
           f'--config.num_train_steps={STEPS}', '--config.log_every_steps=1',
           '--config.checkpoint_every_steps=3', '--config.eval_every_epochs=0',
@@ -53,19 +55,15 @@ def environment(devices=None):
   return env
 
 
-def single_process(workdir, folder, on_bad_image='skip'):
-  return subprocess.Popen([sys.executable, '-m', 'effnet_jax.main',
-                           *main_flags(workdir, folder, on_bad_image)],
-                          cwd=REPO, env=environment(devices=4), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-
-
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory, image_folder):
   """{'single': (exit code, output, workdir), 'multi': ...}: run side by side (2 cores)."""
   root = tmp_path_factory.mktemp('runs')
   procs = {
-      'single': single_process(root / 'single', image_folder),
+      'single': subprocess.Popen(
+          [sys.executable, '-m', 'effnet_jax.main', *main_flags(root / 'single', image_folder)],
+          cwd=REPO, env=environment(devices=4), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+          text=True),
       'multi': subprocess.Popen(
           ['launch/local_multiprocess.sh', '-n', '2', '-d', '2', '-l', str(root / 'logs'), '--',
            *main_flags(root / 'multi', image_folder)],
@@ -126,14 +124,6 @@ def test_a_corrupt_image_is_skipped_and_counted(runs):
     assert skipped[0]['files'][0].endswith('bee/broken.jpg')
     final = [r for r in records(workdir) if r.get('final')][0]
     assert final['eval/count'] == 24  # the 24 readable images, each once over the processes
-
-
-def test_a_corrupt_image_is_a_clear_error_by_default(runs, image_folder, tmp_path):
-  """on_bad_image='error' (the default) names the file (the programs come from the cache)."""
-  proc = single_process(tmp_path, image_folder, on_bad_image='error')
-  out, _ = proc.communicate(timeout=600)
-  assert proc.returncode == 1, out
-  assert 'bee/broken.jpg' in out and "on_bad_image='skip'" in out and 'Traceback' not in out
 
 
 AGREE = '''
