@@ -44,11 +44,17 @@ def item_handlers() -> dict[str, ocp.CheckpointHandler]:
   return {'state': ocp.StandardCheckpointHandler(), 'run': ocp.JsonCheckpointHandler()}
 
 
-def _os_error(error: BaseException) -> OSError | None:
-  """The OSError behind ``error`` (Orbax re-raises I/O errors of its writer threads wrapped)."""
+_STORAGE_STATUSES = ('RESOURCE_EXHAUSTED:', 'PERMISSION_DENIED:')
+
+
+def storage_error(error: BaseException) -> BaseException | None:
+  """The storage failure behind ``error``, or None: an OSError, or tensorstore's report of one
+  (a ValueError with an ``os_error_code``, or a full / forbidden bucket). Orbax re-raises the
+  errors of its writer threads wrapped in others."""
   seen = set()
   while error is not None and id(error) not in seen:
-    if isinstance(error, OSError):
+    if isinstance(error, OSError) or (isinstance(error, ValueError) and (
+        'os_error_code' in str(error) or str(error).startswith(_STORAGE_STATUSES))):
       return error
     seen.add(id(error))
     error = error.__cause__ or error.__context__
@@ -62,19 +68,19 @@ def finished_steps(directory: str) -> list[int]:
   return sorted(ocp.utils.checkpoint_steps(directory))
 
 
-def _guarded(manager: ocp.CheckpointManager, what: str, write: Callable[[], Any]):
+def _guarded(manager: ocp.CheckpointManager, write: Callable[[], Any]):
   try:
     return write()
   except Exception as error:  # pylint: disable=broad-except
-    cause = _os_error(error)
+    cause = storage_error(error)
     if cause is None:
       raise
     steps = finished_steps(str(manager.directory))
     latest = (f'the latest complete checkpoint, step {steps[-1]}, is intact: rerunning the same '
               'command resumes from it' if steps else 'there is no complete checkpoint yet')
-    raise CheckpointError(f'could not write {what} in {manager.directory}: {cause}. Nothing '
-                          f'else is lost; {latest} once there is space (or point --workdir '
-                          'elsewhere).') from error
+    raise CheckpointError(f'could not write a checkpoint in {manager.directory}: {cause}. '
+                          f'{latest[0].upper()}{latest[1:]} once the storage takes writes again '
+                          '(space, quota, permissions), or point --workdir elsewhere.') from error
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, run: dict[str, Any],
@@ -82,13 +88,12 @@ def save(manager: ocp.CheckpointManager, step: int, state, run: dict[str, Any],
   """Starts an (async) save of ``state`` and the run description at ``step``; an I/O error of
   this save (or of an earlier async one) raises :class:`CheckpointError`."""
   args = ocp.args.Composite(state=ocp.args.StandardSave(state), run=ocp.args.JsonSave(run))
-  return _guarded(manager, f'checkpoint step {step}',
-                  lambda: manager.save(step, args=args, metrics=metrics, force=force))
+  return _guarded(manager, lambda: manager.save(step, args=args, metrics=metrics, force=force))
 
 
 def wait_until_finished(manager: ocp.CheckpointManager) -> None:
   """Waits for the pending async save; its I/O error raises :class:`CheckpointError`."""
-  _guarded(manager, 'the last checkpoint', manager.wait_until_finished)
+  _guarded(manager, manager.wait_until_finished)
 
 
 def _key_name(key) -> str:

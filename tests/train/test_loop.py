@@ -120,7 +120,9 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, embedded
     return real_open(file, mode, *args, **kwargs)
 
   config = tiny_config(**{'data.data_dir': embedded_data_dir, 'checkpoint_every_steps': 2,
-                          'async_checkpoints': True})
+                          'async_checkpoints': True, 'ema_decay': 0.0,
+                          'model_overrides.depthwise_impl': 'xla',  # compiles in seconds
+                          'model_overrides.stages': (('ir_r1_k3_s2_e1_c16_se0.25',),)})
   monkeypatch.setattr(builtins, 'open', open_on_a_full_disk)
   with pytest.raises(CheckpointError, match=r'No space left on device(.|\n)*latest complete '
                                             r'checkpoint, step 2, is intact'):
