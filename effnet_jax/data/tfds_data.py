@@ -58,6 +58,7 @@ class TfdsSplit:
     self._builder = builder
     self._split = split
     self._cache = cache
+    self.random_access = cache  # held in memory: indexed
     self._image_key, self._label_key = builder.info.supervised_keys or ('image', 'label')
     try:
       self.num_examples = builder.info.splits[split].num_examples

@@ -7,13 +7,18 @@ is rejected with the list of mismatched parameters instead of a shape error deep
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
 BEST_METRIC = 'eval/top1'
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint could not be written (a full disk, a quota, permissions); the message names
+  the latest complete checkpoint, which a rerun resumes from."""
 
 
 def create_manager(workdir: str, keep: int = 3, keep_best: bool = True,
@@ -27,7 +32,10 @@ def create_manager(workdir: str, keep: int = 3, keep_best: bool = True,
   options = ocp.CheckpointManagerOptions(
       preservation_policy=preservation.AnyPreservationPolicy(policies),
       enable_async_checkpointing=async_save, cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')),
+  directory = os.path.join(workdir, 'checkpoints')
+  if '://' not in directory:  # gs://bucket/... stays a URL
+    directory = os.path.abspath(directory)
+  return ocp.CheckpointManager(directory,
                                options=options, item_handlers=item_handlers())
 
 
@@ -36,11 +44,56 @@ def item_handlers() -> dict[str, ocp.CheckpointHandler]:
   return {'state': ocp.StandardCheckpointHandler(), 'run': ocp.JsonCheckpointHandler()}
 
 
+_STORAGE_STATUSES = ('RESOURCE_EXHAUSTED:', 'PERMISSION_DENIED:')
+
+
+def storage_error(error: BaseException) -> BaseException | None:
+  """The storage failure behind ``error``, or None: an OSError, or tensorstore's report of one
+  (a ValueError with an ``os_error_code``, or a full / forbidden bucket). Orbax re-raises the
+  errors of its writer threads wrapped in others."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, OSError) or (isinstance(error, ValueError) and (
+        'os_error_code' in str(error) or str(error).startswith(_STORAGE_STATUSES))):
+      return error
+    seen.add(id(error))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def finished_steps(directory: str) -> list[int]:
+  """The steps of ``directory`` (a manager's) whose checkpoint is complete, read from storage:
+  an interrupted save leaves an ``N.orbax-checkpoint-tmp-*`` directory (local disks) or an
+  ``N`` without its commit marker (GCS), which a restart ignores and removes."""
+  return sorted(ocp.utils.checkpoint_steps(directory))
+
+
+def _guarded(manager: ocp.CheckpointManager, write: Callable[[], Any]):
+  try:
+    return write()
+  except Exception as error:  # pylint: disable=broad-except
+    cause = storage_error(error)
+    if cause is None:
+      raise
+    steps = finished_steps(str(manager.directory))
+    latest = (f'the latest complete checkpoint, step {steps[-1]}, is intact: rerunning the same '
+              'command resumes from it' if steps else 'there is no complete checkpoint yet')
+    raise CheckpointError(f'could not write a checkpoint in {manager.directory}: {cause}. '
+                          f'{latest[0].upper()}{latest[1:]} once the storage takes writes again '
+                          '(space, quota, permissions), or point --workdir elsewhere.') from error
+
+
 def save(manager: ocp.CheckpointManager, step: int, state, run: dict[str, Any],
          metrics: dict[str, float] | None = None, force: bool = False) -> bool:
-  """Starts an (async) save of ``state`` and the run description at ``step``."""
+  """Starts an (async) save of ``state`` and the run description at ``step``; an I/O error of
+  this save (or of an earlier async one) raises :class:`CheckpointError`."""
   args = ocp.args.Composite(state=ocp.args.StandardSave(state), run=ocp.args.JsonSave(run))
-  return manager.save(step, args=args, metrics=metrics, force=force)
+  return _guarded(manager, lambda: manager.save(step, args=args, metrics=metrics, force=force))
+
+
+def wait_until_finished(manager: ocp.CheckpointManager) -> None:
+  """Waits for the pending async save; its I/O error raises :class:`CheckpointError`."""
+  _guarded(manager, manager.wait_until_finished)
 
 
 def _key_name(key) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import signal
 import time
 from typing import Any
 
@@ -20,12 +19,14 @@ import numpy as np
 
 from effnet_jax import data as data_lib
 from effnet_jax.config import set_overrides
+from effnet_jax.distributed import barrier
 from effnet_jax.models import ModelConfig, build_model, get_model_config
 from effnet_jax.train import checkpoint as ckpt_lib
 from effnet_jax.train import curriculum as curriculum_lib
 from effnet_jax.train import finetune as finetune_lib
 from effnet_jax.train import optim
 from effnet_jax.train.metrics import MetricWriter, ProgressBar, format_duration
+from effnet_jax.train.preemption import PreemptionNotice
 from effnet_jax.train.step import (BATCH_SPEC, TrainState, TrainStepConfig, bn_axis_name,
                                    global_batch, make_eval_step, make_mesh, make_train_step,
                                    resolve_bn_group_size)
@@ -138,26 +139,16 @@ def evaluate(eval_step, variables, batches, mesh) -> dict[str, float]:
           'loss': float(totals['loss']) / count, 'count': count}
 
 
-class _SigtermFlag:
-  """Turns SIGTERM into a flag the loop polls (the handler itself does no work)."""
+def _last_good(manager) -> str:
+  latest = manager.latest_step()
+  if latest is None:
+    return f'There is no checkpoint in {manager.directory} yet.'
+  return f'The last good checkpoint is step {latest} in {manager.directory}.'
 
-  def __init__(self):
-    self.received = False
-    self._previous = None
 
-  def __enter__(self):
-    try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # not the main thread: no signal handling
-      self._previous = None
-    return self
-
-  def _handle(self, signum, frame):
-    self.received = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
 def _log(message: str) -> None:
@@ -253,6 +244,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
   writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
+  barrier('start')  # the checkpoint manager's set-up is the first collective
   manager = ckpt_lib.create_manager(workdir, keep=config.keep_checkpoints,
                                     async_save=config.async_checkpoints)
   run_info = {'model': config.model, 'model_overrides': set_overrides(config),
@@ -304,6 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       programs[key] = jitted.lower(
           abstract_state, _abstract_batch(mesh, stage.batch_size, stage.image_size),
           rng).compile()
+      barrier(f'compiled/train/{len(programs)}')  # the processes compile at their own pace
       writer.write(None, {}, event='compile', fn='train_step', image_size=bucket,
                    batch_size=stage.batch_size, stage=stage.index + 1,
                    seconds=round(time.time() - t0, 3))
@@ -318,6 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       t0 = time.time()
       eval_programs[0] = eval_jitted.lower(
           variables, _abstract_batch(mesh, plan.eval_batch_size, prep.eval_size, True)).compile()
+      barrier('compiled/eval')
       writer.write(None, {}, event='compile', fn='eval_step', image_size=prep.eval_size,
                    batch_size=plan.eval_batch_size, seconds=round(time.time() - t0, 3))
     return eval_programs[0]
@@ -334,7 +328,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                    'batch_stats': state.ema_batch_stats}))
     compiled_eval = eval_program()
     for prefix, variables in targets:
-      for k, v in evaluate(compiled_eval, variables, eval_batches(), mesh).items():
+      batches = eval_batches()
+      barrier(f'eval/{step}/{prefix}')  # opening a folder with on_bad_image='skip' decodes it
+      for k, v in evaluate(compiled_eval, variables, batches, mesh).items():
         results[f'{prefix}/{k}'] = v
     writer.write(step, results)
     _log(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in results.items()
@@ -342,6 +338,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return results
 
   def save(step: int, metrics=None, force=False):
+    """Saves ``state`` unless its parameters have diverged: a checkpoint is always one to
+    restart from (the loss is only checked at log steps)."""
+    if not bool(_all_finite(state.params)):
+      ckpt_lib.wait_until_finished(manager)
+      raise FloatingPointError(f'the parameters are not finite after step {step}; stopping '
+                               f'without saving. {_last_good(manager)}')
     ckpt_lib.save(manager, step, state, run_info, metrics=metrics, force=force)
 
   def stage_batches(stage: curriculum_lib.Stage, step: int):
@@ -350,9 +352,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     stage_prep = dataclasses.replace(prep, image_size=stage.image_size,
                                      randaug_magnitude=stage.randaug_magnitude)
     return data_lib.train_iterator(
-        data_config, stage_prep, stage.batch_size, config.seed,
-        start_position=position // jax.process_count(),
+        data_config, stage_prep, stage.batch_size, config.seed, start_position=position,
         process_index=jax.process_index(), process_count=jax.process_count())
+
+  def report_skipped(skipped: tuple[str, ...]) -> None:
+    """Unreadable train images left out (``data.on_bad_image='skip'``): counted in the metrics."""
+    writer.write(None, {}, event='skipped_images', split='train', count=len(skipped),
+                 files=list(skipped[:5]))
+    _log(f'skipped {len(skipped)} unreadable train images (on_bad_image=skip), e.g. '
+         f'{", ".join(skipped[:3])}')
 
   mix = bool(config.curriculum.bucket_mix) and len(stages) > 1
   if config.curriculum.aot_compile and start_step < total_steps:
@@ -371,12 +379,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   progress = ProgressBar(plan.total_steps, plan.global_batch_size, start_step,
                          enabled=is_main and config.progress_bar)
   last_log_time, images_since_log = time.time(), 0
-  with _SigtermFlag() as sigterm:
+  with PreemptionNotice() as preemption:
     for step in range(start_step, plan.total_steps):
       current = curriculum_lib.stage_at(stages, step)
       if current is not stage:
         stage = current
         train_batches = stage_batches(stage, step)
+        barrier(f'data/{step}')
+        if step == start_step and train_batches.skipped_images:  # (every stage skips the same)
+          report_skipped(train_batches.skipped_images)
         progress.batch_size = stage.batch_size
         if len(stages) > 1:
           _log(f'stage {stage.index + 1}/{len(stages)} from step {step}: image {stage.image_size}'
@@ -395,10 +406,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if done % config.log_every_steps == 0 or done == plan.total_steps:
         metrics = jax.device_get(metrics)
         if not math.isfinite(float(metrics['loss'])):
-          manager.wait_until_finished()
-          raise FloatingPointError(
-              f'loss is {metrics["loss"]} at step {done}; stopping without saving. The last '
-              f'good checkpoint is step {manager.latest_step()} in {manager.directory}.')
+          ckpt_lib.wait_until_finished(manager)
+          raise FloatingPointError(f'loss is {metrics["loss"]} at step {done}; stopping without '
+                                   f'saving. {_last_good(manager)}')
         now = time.time()
         rate = images_since_log / max(now - last_log_time, 1e-9)
         last_log_time, images_since_log = now, 0
@@ -422,9 +432,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         last_log_time, images_since_log = time.time(), 0
       elif done % config.checkpoint_every_steps == 0:
         save(done)
-      if sigterm.received:
-        save(done, force=True)
-        manager.wait_until_finished()
+      if preemption.reached(done):
+        if manager.latest_step() != done:  # (not saved just above)
+          save(done, force=True)
+        ckpt_lib.wait_until_finished(manager)
         _log(f'SIGTERM: saved step {done} to {manager.directory}; exiting')
         raise Preempted(done)
   progress.close()
@@ -432,7 +443,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   results = run_eval(final_step)
   if manager.latest_step() != final_step:
     save(final_step, metrics={ckpt_lib.BEST_METRIC: results['eval/top1']}, force=True)
-  manager.wait_until_finished()
+  ckpt_lib.wait_until_finished(manager)
   manager.close()
   results = dict(results, wall_seconds=round(time.time() - start_time, 1), step=final_step)
   writer.write(final_step, {k: v for k, v in results.items() if k != 'step'}, final=True)

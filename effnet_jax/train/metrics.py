@@ -1,4 +1,8 @@
-"""Run metrics: ``metrics.jsonl``, TensorBoard scalars and a progress bar (process 0 only)."""
+"""Run metrics: ``metrics.jsonl``, TensorBoard scalars and a progress bar (process 0 only).
+
+Files go through ``tf.io.gfile``, so a workdir may be a local path or a bucket (``gs://...``, the
+shared storage of a multi-host run).
+"""
 from __future__ import annotations
 
 import json
@@ -22,10 +26,10 @@ class MetricWriter:
     self._tb = None
     if not enabled:
       return
-    os.makedirs(workdir, exist_ok=True)
-    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a', encoding='utf-8')
+    import tensorflow as tf  # gfile and the summary writer; TF never sees an accelerator here
+    tf.io.gfile.makedirs(workdir)
+    self._jsonl = tf.io.gfile.GFile(os.path.join(workdir, 'metrics.jsonl'), 'a')
     if tensorboard:
-      import tensorflow as tf  # only the summary writer; TF never sees an accelerator here
       self._tb = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
 
   def write(self, step: int | None, scalars: dict[str, Any], **fields) -> None:
@@ -62,7 +66,8 @@ def _to_python(value):
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
   """All records of ``workdir/metrics.jsonl``."""
-  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+  import tensorflow as tf
+  with tf.io.gfile.GFile(os.path.join(workdir, 'metrics.jsonl')) as f:
     return [json.loads(line) for line in f if line.strip()]
 
 

@@ -1,4 +1,6 @@
 """The trainer end to end: real pipeline, checkpoints, resume after SIGKILL/SIGTERM, bad input."""
+import builtins
+import errno
 import os
 import signal
 import subprocess
@@ -10,7 +12,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from effnet_jax.train.checkpoint import item_handlers
+from effnet_jax.train import checkpoint as ckpt_lib
+from effnet_jax.train.checkpoint import CheckpointError, item_handlers
 from effnet_jax.train.loop import PREEMPTED_EXIT_CODE, train_and_evaluate
 from effnet_jax.train.metrics import read_metrics
 
@@ -93,10 +96,42 @@ def test_wrong_model_checkpoint_is_rejected(tmp_path, embedded_data_dir):
 def test_nan_loss_stops_with_a_clear_message(tmp_path, embedded_data_dir):
   config = tiny_config(**{'data.data_dir': embedded_data_dir, 'num_train_steps': 8,
                           'optimizer.base_learning_rate': 1e30, 'checkpoint_every_steps': 2,
-                          'log_every_steps': 4, 'ema_decay': 0.0})
-  with pytest.raises(FloatingPointError, match=r'loss is nan at step \d+(.|\n)*last good '
-                                               r'checkpoint is step'):
+                          'log_every_steps': 8, 'ema_decay': 0.0})
+  with pytest.raises(FloatingPointError, match=r'(loss is nan at step \d+|parameters are not '
+                                               r'finite after step \d+)(.|\n)*last good '
+                                               r'checkpoint is step (\d+)') as error:
     train_and_evaluate(config, str(tmp_path))
+  good = int(error.value.args[0].split('checkpoint is step ')[1].split()[0])
+  assert ckpt_lib.finished_steps(os.path.join(tmp_path, 'checkpoints'))[-1] == good
+  for leaf in jax.tree_util.tree_leaves(saved_state(str(tmp_path), good)['params']):
+    assert np.isfinite(leaf).all()  # a checkpoint to restart from, not the diverged state
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, embedded_data_dir,
+                                                              monkeypatch):
+  """ENOSPC in the middle of an async save (injected where Orbax writes the checkpoint's files,
+  once the disk is 'full' from step 4 on): a clear error, and step 2 still restores."""
+  real_open = builtins.open
+
+  def open_on_a_full_disk(file, mode='r', *args, **kwargs):
+    name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else ''
+    if 'w' in mode and '/checkpoints/4.orbax-checkpoint-tmp' in name:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+    return real_open(file, mode, *args, **kwargs)
+
+  config = tiny_config(**{'data.data_dir': embedded_data_dir, 'checkpoint_every_steps': 2,
+                          'async_checkpoints': True, 'ema_decay': 0.0,
+                          'model_overrides.depthwise_impl': 'xla',  # compiles in seconds
+                          'model_overrides.stages': (('ir_r1_k3_s2_e1_c16_se0.25',),)})
+  monkeypatch.setattr(builtins, 'open', open_on_a_full_disk)
+  with pytest.raises(CheckpointError, match=r'No space left on device(.|\n)*latest complete '
+                                            r'checkpoint, step 2, is intact'):
+    train_and_evaluate(config, str(tmp_path))
+  monkeypatch.undo()
+  manager = ckpt_lib.create_manager(str(tmp_path))  # what the rerun resumes from
+  assert manager.latest_step() == 2
+  manager.close()
+  assert int(saved_state(str(tmp_path), 2)['step']) == 2
 
 
 def run_main(workdir, data_dir, extra=(), devices=4, wait=True):

@@ -1,0 +1,166 @@
+"""The multi-host code path on one machine: 2 processes x 2 CPU devices, started by
+launch/local_multiprocess.sh, train step for step what 1 process x 4 devices trains, on an image
+folder with a corrupt JPEG (skipped and counted); the preemption agreement."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from PIL import Image
+
+from effnet_jax.train.checkpoint import item_handlers
+
+# One worker runs the module (pytest-xdist): its tests share the two runs.
+pytestmark = pytest.mark.xdist_group('multihost')
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 6
+TWO_STAGES = (('ir_r1_k3_s2_e1_c16_se0.25',), ('ir_r1_k3_s2_e6_c24_se0.25',))
+
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+  """3 classes x 8 random PNGs, and a truncated JPEG in class 'bee'."""
+  root = tmp_path_factory.mktemp('images')
+  rng = np.random.default_rng(0)
+  for name in ('ant', 'bee', 'cat'):
+    (root / name).mkdir()
+    for index in range(8):
+      Image.fromarray(rng.integers(0, 256, (20, 24, 3), np.uint8)).save(
+          root / name / f'{index}.png')
+  (root / 'bee' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated JPEG')
+  return str(root)
+
+
+def main_flags(workdir, folder):
+  """The embedded default job shrunk to seconds: a phi=-12 EfficientNet cut to two MBConv stages
+  (its train step compiles in a third of the seven-stage time), depthwise convolutions as XLA's
+  grouped convolution, no EMA."""
+  return [f'--workdir={workdir}', '--config.data.source=folder',
+          f'--config.data.train_folder={folder}', f'--config.data.eval_folder={folder}',
+          '--config.data.on_bad_image=skip', '--config.model_overrides.phi=-12',
+          f'--config.model_overrides.stages={TWO_STAGES!r}',
+          '--config.model_overrides.depthwise_impl=xla', '--config.ema_decay=0',
+          '--config.image_size=16', '--config.eval_image_size=16', '--config.batch_size=16',
+          f'--config.num_train_steps={STEPS}', '--config.log_every_steps=1',
+          '--config.checkpoint_every_steps=3', '--config.eval_every_epochs=0',
+          '--config.progress_bar=False', '--config.tensorboard=False']
+
+
+def environment(devices=None):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3', PYTHON=sys.executable)
+  env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}' if devices else ''
+  return env
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory, image_folder):
+  """{'single': (exit code, output, workdir), 'multi': ...}: run side by side (2 cores)."""
+  root = tmp_path_factory.mktemp('runs')
+  procs = {
+      'single': subprocess.Popen(
+          [sys.executable, '-m', 'effnet_jax.main', *main_flags(root / 'single', image_folder)],
+          cwd=REPO, env=environment(devices=4), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+          text=True),
+      'multi': subprocess.Popen(
+          ['launch/local_multiprocess.sh', '-n', '2', '-d', '2', '-l', str(root / 'logs'), '--',
+           *main_flags(root / 'multi', image_folder)],
+          cwd=REPO, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+          text=True),
+  }
+  results = {}
+  for name, proc in procs.items():
+    out, _ = proc.communicate(timeout=600)
+    results[name] = (proc.returncode, out, str(root / name))
+  results['process_1_log'] = (root / 'logs' / 'process_1.log').read_text()
+  return results
+
+
+def records(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+    return [json.loads(line) for line in f]
+
+
+def final_state(workdir):
+  """The last checkpoint's state as host arrays (whatever process count saved it)."""
+  manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'),
+                                  item_handlers=item_handlers())
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree_util.tree_map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      manager.item_metadata(STEPS)['state'])
+  restored = manager.restore(STEPS, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target)))
+  manager.close()
+  return jax.device_get(restored['state'])
+
+
+def test_two_processes_train_what_one_process_trains(runs):
+  (code_1, out_1, single), (code_2, out_2, multi) = runs['single'], runs['multi']
+  assert code_1 == 0, out_1
+  assert code_2 == 0, out_2 + runs['process_1_log']
+  assert '4 devices (cpu), 1 processes' in out_1 and '4 devices (cpu), 2 processes' in out_2
+  assert 'final: step 6' in out_2 and 'final:' not in runs['process_1_log']  # process 0 logs
+  losses = [{r['step']: r['train/loss'] for r in records(w) if 'train/loss' in r}
+            for w in (single, multi)]
+  assert sorted(losses[0]) == sorted(losses[1]) == list(range(1, STEPS + 1))
+  np.testing.assert_allclose([losses[1][s] for s in range(1, STEPS + 1)],
+                             [losses[0][s] for s in range(1, STEPS + 1)], rtol=1e-5)
+  a, b = final_state(single), final_state(multi)
+  assert int(a['step']) == int(b['step']) == STEPS
+  for name in ('params', 'batch_stats'):  # the same up to the order of float sums (gloo's)
+    for x, y in zip(jax.tree_util.tree_leaves(a[name]), jax.tree_util.tree_leaves(b[name])):
+      np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-5)
+
+
+def test_a_corrupt_image_is_skipped_and_counted(runs):
+  for name in ('single', 'multi'):
+    code, out, workdir = runs[name]
+    assert code == 0 and 'skipped 1 unreadable train images' in out, out
+    skipped = [r for r in records(workdir) if r.get('event') == 'skipped_images']
+    assert len(skipped) == 1 and skipped[0]['count'] == 1
+    assert skipped[0]['files'][0].endswith('bee/broken.jpg')
+    final = [r for r in records(workdir) if r.get('final')][0]
+    assert final['eval/count'] == 24  # the 24 readable images, each once over the processes
+
+
+AGREE = '''
+import sys, time
+import jax
+jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+from effnet_jax.train.preemption import PreemptionNotice
+with PreemptionNotice() as notice:
+  print('ready', flush=True)
+  step = 0
+  while not notice.reached(step):
+    step += 1
+    time.sleep(0.002)
+print('saving after step', step, flush=True)
+'''
+
+
+def test_processes_agree_on_the_preemption_step():
+  """SIGTERM to one process of two: both stop at the same step (where the loop saves)."""
+  port = subprocess.run([sys.executable, '-c', 'import socket; s = socket.socket(); '
+                         's.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'],
+                        capture_output=True, text=True, check=True).stdout.strip()
+  procs = [subprocess.Popen([sys.executable, '-c', AGREE, f'127.0.0.1:{port}', str(i)],
+                            cwd=REPO, env=environment(devices=1), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+           for i in range(2)]
+  try:
+    for proc in procs:
+      assert proc.stdout.readline().strip() == 'ready'
+    procs[1].send_signal(signal.SIGTERM)
+    outs = [proc.communicate(timeout=120)[0] for proc in procs]
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  assert [proc.returncode for proc in procs] == [0, 0], outs
+  assert outs[0].startswith('saving after step') and outs[0] == outs[1], outs
