@@ -99,10 +99,10 @@ def test_bucket_mix_is_a_function_of_seed_and_step():
 
 
 class StopAfter:
-  """Stands in for loop._SigtermFlag: 'receives SIGTERM' after n steps."""
+  """Stands in for loop.PreemptionNotice: 'receives SIGTERM' at step n."""
 
   def __init__(self, n):
-    self.n, self.calls = n, 0
+    self.n = n
 
   def __call__(self):
     return self
@@ -113,10 +113,8 @@ class StopAfter:
   def __exit__(self, *exc):
     return False
 
-  @property
-  def received(self):
-    self.calls += 1
-    return self.calls >= self.n
+  def reached(self, step):
+    return step >= self.n
 
 
 def curriculum_config(data_dir, **changes):
@@ -152,7 +150,7 @@ def test_three_stage_run_compiles_three_times_and_resumes_in_stage_two(
   # of the remaining stages only, and the same final parameters
   resumed = str(tmp_path / 'resumed')
   config = curriculum_config(embedded_data_dir)
-  monkeypatch.setattr(loop, '_SigtermFlag', StopAfter(6))
+  monkeypatch.setattr(loop, 'PreemptionNotice', StopAfter(6))
   with pytest.raises(loop.Preempted):
     loop.train_and_evaluate(config, resumed)
   assert [e['stage'] for e in compiles(resumed)] == [1, 2, 3]
