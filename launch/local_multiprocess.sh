@@ -62,11 +62,14 @@ while [ "${#alive[@]}" -gt 0 ]; do
   finished=""
   code=0
   wait -n -p finished "${alive[@]}" || code=$?
-  [ -n "$finished" ] || continue  # a signal interrupted the wait (the trap forwarded it)
+  [ -n "${finished:-}" ] || continue  # a signal interrupted the wait (the trap forwarded it)
   remaining=()
   for pid in "${alive[@]}"; do [ "$pid" = "$finished" ] || remaining+=("$pid"); done
   alive=("${remaining[@]}")
   [ "$finished" = "${pids[0]}" ] && first_status=$code
+  for i in "${!pids[@]}"; do
+    [ "${pids[$i]}" != "$finished" ] || echo "local_multiprocess: process $i exited with $code" >&2
+  done
   # 143: preempted, every process saves and exits on its own. After any other failure the rest
   # would wait for the lost process until the coordinator's heartbeat timeout: stop them.
   if [ "$code" -ne 0 ] && [ "$code" -ne 143 ] && [ -z "$failure" ]; then
