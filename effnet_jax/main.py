@@ -25,18 +25,14 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from effnet_jax.runtime import exit_on_flag_error
+
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(_REPO, 'configs', 'default.py')
 
 
-
 def _flag_error(error: BaseException):
-  """Reports a bad flag (e.g. a config key typo) in one line, without a traceback."""
-  message = error
-  while isinstance(message, BaseException) and message.args:  # config_flags nests KeyErrors
-    message = message.args[0]
-  print(f'effnet_jax: error in the flags: {message}', file=sys.stderr)
-  sys.exit(2)
+  exit_on_flag_error('effnet_jax', error)
 
 
 _FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, flags.Error)

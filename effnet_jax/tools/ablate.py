@@ -22,6 +22,8 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from effnet_jax.runtime import exit_on_flag_error
+
 # experiment name -> 'module:function' taking (config, workdir) and returning the CSV rows
 EXPERIMENTS = {
     'scaling': 'effnet_jax.analysis.scaling:run_scaling',
@@ -53,11 +55,7 @@ def run_config(config, workdir: str) -> list[dict]:
 
 
 def _flag_error(error: BaseException):
-  message = error
-  while isinstance(message, BaseException) and message.args:  # config_flags nests KeyErrors
-    message = message.args[0]
-  print(f'effnet_jax.tools.ablate: error in the flags: {message}', file=sys.stderr)
-  sys.exit(2)
+  exit_on_flag_error('effnet_jax.tools.ablate', error)
 
 
 _FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, flags.Error)
