@@ -16,9 +16,10 @@ import sys
 if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
   from effnet_jax.runtime import use_caching_allocator
   use_caching_allocator()
-import time
 
 from absl import app, flags, logging
+
+from effnet_jax.train.evaluation import evaluate_sizes, format_rows
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'a training run directory', required=True)
 _SIZES = flags.DEFINE_string('image_sizes', '', 'comma-separated eval resolutions (default: the '
@@ -27,80 +28,6 @@ _STEP = flags.DEFINE_integer('step', None, 'checkpoint step (default: the latest
 _BEST = flags.DEFINE_boolean('best', False, 'use the best checkpoint by eval/top1')
 _BATCH = flags.DEFINE_integer('batch_size', 0, 'eval batch size (default: the run\'s)')
 _JSON = flags.DEFINE_boolean('json', False, 'one JSON object per size')
-
-
-def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int | None = None,
-                   best: bool = False, batch_size: int = 0) -> list[dict]:
-  """``[{'image_size', 'step', 'eval/top1', 'eval/top5', 'eval/loss', 'eval_ema/top1', ...}]``."""
-  import dataclasses
-
-  import jax
-  import ml_collections
-  import orbax.checkpoint as ocp
-
-  from effnet_jax import data as data_lib
-  from effnet_jax.train import checkpoint as ckpt_lib
-  from effnet_jax.train import loop
-  from effnet_jax.train.step import make_eval_step, make_mesh
-
-  manager = ckpt_lib.create_manager(workdir, keep=1000, async_save=False)
-  if not manager.all_steps():
-    raise FileNotFoundError(f'no checkpoints in {manager.directory}')
-  if best:
-    from effnet_jax.train.metrics import read_metrics
-    scores = {r['step']: r['eval/top1'] for r in read_metrics(workdir)
-              if 'eval/top1' in r and r.get('step') in manager.all_steps()}
-    if not scores:
-      raise ValueError(f'no evaluated checkpoint in {manager.directory} for --best')
-    step = max(scores, key=scores.get)
-  step = manager.latest_step() if step is None else step
-  if step not in manager.all_steps():
-    raise ValueError(f'no checkpoint step {step} in {manager.directory}; '
-                     f'steps: {list(manager.all_steps())}')
-  run = manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))['run']
-  config = ml_collections.ConfigDict(run['config'])
-  data_config = data_lib.DataConfig(**config.data.to_dict())
-  info = data_lib.dataset_info(data_config)
-  mesh = make_mesh(1)  # per-device statistics: eval uses running statistics only
-  built = loop.build_run(config, info, mesh)
-  state, _ = ckpt_lib.restore(manager, step, built.abstract_state)
-  manager.close()
-  eval_step = make_eval_step(mesh, built.model)
-  batch = batch_size or built.plan.eval_batch_size
-  batch = -(-batch // jax.device_count()) * jax.device_count()
-  targets = [('eval', {'params': state.params, 'batch_stats': state.batch_stats})]
-  if state.ema_params is not None:
-    targets.append(('eval_ema', {'params': state.ema_params,
-                                 'batch_stats': state.ema_batch_stats}))
-  rows = []
-  for size in image_sizes or [built.prep.eval_size]:
-    prep = dataclasses.replace(built.prep, eval_size=size)
-    row = {'image_size': size, 'step': step}
-    t0 = time.time()
-    for prefix, variables in targets:
-      batches = data_lib.eval_iterator(data_config, prep, batch, jax.process_index(),
-                                       jax.process_count())
-      for k, v in loop.evaluate(eval_step, variables, batches, mesh).items():
-        row[f'{prefix}/{k}'] = v
-    row['seconds'] = round(time.time() - t0, 1)
-    rows.append(row)
-  return rows
-
-
-def format_rows(rows: list[dict], train_size: int | None = None) -> str:
-  header = ['image', 'top-1', 'top-5', 'loss']
-  ema = 'eval_ema/top1' in rows[0]
-  if ema:
-    header += ['EMA top-1', 'EMA top-5']
-  lines = [header]
-  for r in rows:
-    line = [str(r['image_size']), f"{100 * r['eval/top1']:.2f}", f"{100 * r['eval/top5']:.2f}",
-            f"{r['eval/loss']:.4f}"]
-    if ema:
-      line += [f"{100 * r['eval_ema/top1']:.2f}", f"{100 * r['eval_ema/top5']:.2f}"]
-    lines.append(line)
-  widths = [max(len(l[i]) for l in lines) for i in range(len(header))]
-  return '\n'.join('  '.join(v.rjust(w) for v, w in zip(l, widths)) for l in lines)
 
 
 def main(argv) -> int:

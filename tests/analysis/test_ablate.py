@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from effnet_jax.tools.ablate import EXPERIMENTS, run_config
+from effnet_jax.analysis.run import EXPERIMENTS, run_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', 'ablations', '*.py')))

@@ -164,7 +164,7 @@ def test_three_stage_run_compiles_three_times_and_resumes_in_stage_two(
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
   # evaluation at several test resolutions from the finished run's checkpoint
-  from effnet_jax.evaluate import evaluate_sizes, format_rows
+  from effnet_jax.train.evaluation import evaluate_sizes, format_rows
   rows = evaluate_sizes(full, [16, 24])
   final = [r for r in read_metrics(full) if r.get('final')][0]
   assert [r['image_size'] for r in rows] == [16, 24] and rows[0]['step'] == 12

@@ -48,7 +48,7 @@ def test_finetune_from_a_pretrained_directory(tmp_path, tiny_pretrained, monkeyp
                           'data.eval_folder': image_folder(tmp_path / 'eval', 2, 1),
                           'init_from': weights, 'num_train_steps': 3,
                           'optimizer.base_learning_rate': 0.05,
-                          'model_overrides.depthwise_impl': 'xla'})
+                          'model_overrides.stages': None})  # the pretrained network's
   workdir = str(tmp_path / 'run')
   results = loop.train_and_evaluate(config, workdir)
 

@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from effnet_jax.train.checkpoint import item_handlers
+from test_loop import TWO_STAGES
 
 # One worker runs the module (pytest-xdist): its tests share the two runs.
 pytestmark = pytest.mark.xdist_group('multihost')
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 6
-TWO_STAGES = (('ir_r1_k3_s2_e1_c16_se0.25',), ('ir_r1_k3_s2_e6_c24_se0.25',))
 
 
 @pytest.fixture(scope='module')
