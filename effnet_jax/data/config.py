@@ -61,12 +61,18 @@ class Preprocessing:
   augment: str = 'none'  # none | autoaugment | randaugment
   randaug_num_layers: int = 2
   randaug_magnitude: float = 10.0  # float: curriculum stages pass e.g. 6.67
+  # True: training batches leave the host as uint8 after crop and flip; RandAugment (if chosen)
+  # and normalization run inside the train step (effnet_jax/data/device_augment.py).
+  augment_on_device: bool = False
 
   def __post_init__(self):
     _check_choice('crop_mode', self.crop_mode, CROP_MODES)
     _check_choice('interpolation', self.interpolation, INTERPOLATIONS)
     _check_choice('train_crop', self.train_crop, TRAIN_CROPS)
     _check_choice('augment', self.augment, AUGMENTS)
+    if self.augment_on_device and self.augment == 'autoaugment':
+      raise ValueError("augment_on_device runs RandAugment only; use augment='randaugment' or "
+                       'augment_on_device=False for AutoAugment')
     if not 0.0 < self.crop_fraction <= 1.0:
       raise ValueError(f'crop_fraction={self.crop_fraction}: expected in (0, 1]')
     if len(self.mean) != 3 or len(self.std) != 3:

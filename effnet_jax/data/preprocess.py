@@ -139,11 +139,15 @@ def _augment(image: tf.Tensor, seed: tf.Tensor, prep: Preprocessing) -> tf.Tenso
 
 
 def train_image(image: tf.Tensor, seed: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
-  """Training view of one image: float32 [image_size, image_size, 3], deterministic in seed."""
+  """Training view of one image: float32 [image_size, image_size, 3], deterministic in seed
+  (``prep.augment_on_device``: uint8, before RandAugment and normalization, which the train
+  step applies)."""
   crop_seed, flip_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
   image = to_rgb(_train_crop(image, crop_seed, prep))
   if prep.flip:
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+  if prep.augment_on_device:
+    return image
   image = _augment(image, augment_seed, prep)
   return normalize(image, prep.mean, prep.std)
 

@@ -173,10 +173,13 @@ def with_rates(result: Result, bandwidth: float | None) -> Result:
 
 # ---- effnet_jax ----
 
-def recipe_config(case: Case, overrides: dict | None = None) -> ml_collections.ConfigDict:
+def recipe_config(case: Case, overrides: dict | None = None,
+                  device_randaugment: bool = False) -> ml_collections.ConfigDict:
   """The model's recipe (``configs/<model>.py``, else the base config) at the case's batch,
   size and dtype, fixed size (no curriculum), ``depthwise_impl='auto'`` (what the CPU configs
-  set; the grouped convolution on accelerators), with ``overrides`` as model overrides."""
+  set; the grouped convolution on accelerators), with ``overrides`` as model overrides;
+  ``device_randaugment``: uint8 batches, RandAugment (N=2, the recipe's magnitude) and
+  normalization inside the train step (``augment.augment_on_device``)."""
   path = os.path.join(CONFIG_DIR, f'{case.model}.py')
   if os.path.exists(path):
     spec = importlib.util.spec_from_file_location(f'_recipe_{case.model}', path)
@@ -196,6 +199,9 @@ def recipe_config(case: Case, overrides: dict | None = None) -> ml_collections.C
   c.num_train_steps = 1_000_000
   for key, value in (overrides or {}).items():
     c.model_overrides[key] = value
+  if device_randaugment:
+    c.augment.augment = 'randaugment'
+    c.augment.augment_on_device = True
   return c
 
 
@@ -228,11 +234,14 @@ def synthetic_state(abstract_state, tx, sharding):
   return jax.jit(build, out_shardings=sharding)(params, batch_stats)
 
 
-def _random_batch(mesh, case: Case, mode: str):
+def _random_batch(mesh, case: Case, mode: str, uint8: bool = False):
+  """Random images: float32 N(0, 1), or (``uint8``: what an ``augment_on_device`` pipeline
+  sends) uniform uint8."""
   from effnet_jax.train.step import global_batch
   rng = np.random.default_rng(0)
-  batch = {'images': rng.normal(size=(case.batch_size, case.image_size, case.image_size, 3)
-                                ).astype(np.float32),
+  shape = (case.batch_size, case.image_size, case.image_size, 3)
+  batch = {'images': (rng.integers(0, 256, shape, np.uint8) if uint8 else
+                      rng.normal(size=shape).astype(np.float32)),
            'labels': rng.integers(0, NUM_CLASSES, case.batch_size).astype(np.int32)}
   if mode == 'infer':
     batch['mask'] = np.ones(case.batch_size, np.float32)
@@ -241,7 +250,7 @@ def _random_batch(mesh, case: Case, mode: str):
 
 def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, steps: int = 10,
                 repeats: int = 5, bandwidth: float | None = None,
-                profile_dir: str | None = None) -> Result:
+                profile_dir: str | None = None, device_randaugment: bool = False) -> Result:
   """Times effnet_jax's train step (``mode='train'``) or eval step (``'infer'``); with
   ``profile_dir``, then traces ``steps`` more steps there (jax.profiler, Perfetto JSON too)."""
   # TensorFlow (through the data package) loads here, never in the timm worker process.
@@ -249,7 +258,7 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   from effnet_jax.train import loop
   from effnet_jax.train.step import (TrainStepConfig, make_eval_step, make_mesh, make_train_step,
                                      resolve_bn_group_size)
-  config = recipe_config(case, overrides)
+  config = recipe_config(case, overrides, device_randaugment)
   family = get_model_config(config.model, **set_overrides(config)).family
   mesh = make_mesh(resolve_bn_group_size(config.bn_group_size, jax.device_count(), family))
   info = DatasetInfo(num_classes=NUM_CLASSES, num_train_examples=1_281_167,
@@ -257,13 +266,14 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   run = loop.build_run(config, info, mesh)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   state = synthetic_state(run.abstract_state, run.tx, replicated)
-  batch = _random_batch(mesh, case, case.mode)
+  batch = _random_batch(mesh, case, case.mode,
+                        uint8=case.mode == 'train' and run.prep.augment_on_device)
   t0 = time.perf_counter()
   if case.mode == 'train':
     step_cfg = TrainStepConfig(
         num_classes=NUM_CLASSES, label_smoothing=config.augment.label_smoothing,
         mixup_alpha=config.augment.mixup_alpha, cutmix_alpha=config.augment.cutmix_alpha,
-        ema_decay=config.ema_decay, ema_warmup=config.ema_warmup)
+        ema_decay=config.ema_decay, ema_warmup=config.ema_warmup, **loop.device_input(run.prep))
     rng = jax.random.key(1)
     compiled = make_train_step(mesh, run.model, run.tx, run.learning_rate, step_cfg).lower(
         state, batch, rng).compile()
@@ -293,6 +303,8 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   if peak is None:
     peak, source = program_memory(compiled), 'xla'
   impl = 'effnet_jax' + ''.join(f' {k}={v}' for k, v in (overrides or {}).items())
+  if device_randaugment:
+    impl += ' +RandAugment in step'
   result = Result(case, impl, case.batch_size / seconds, seconds * 1e3, compile_s, peak, source,
                   flops, bytes_accessed)
   return with_rates(result, peak_bandwidth(device.device_kind, bandwidth))
@@ -557,6 +569,9 @@ def main(argv=None) -> int:
                       help='model override, e.g. depthwise_impl=xla (repeatable)')
   parser.add_argument('--compare-depthwise', action='store_true',
                       help='also measure every depthwise_impl (xla, unrolled)')
+  parser.add_argument('--device-randaugment', action='store_true',
+                      help='train rows also with RandAugment (N=2) and normalization inside the '
+                      'train step on uint8 batches (augment.augment_on_device): its cost there')
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--steps', type=int, default=10, help='steps per timed repeat')
   parser.add_argument('--repeats', type=int, default=5)
@@ -588,6 +603,9 @@ def main(argv=None) -> int:
   variants = [overrides]
   if args.compare_depthwise:
     variants = [dict(overrides, depthwise_impl=impl) for impl in ('xla', 'unrolled')]
+  variants = [(v, False) for v in variants]
+  if args.device_randaugment:
+    variants += [(v, True) for v, _ in variants]
   bandwidth = args.peak_bandwidth * 1e9 if args.peak_bandwidth else None
   timing = dict(warmup=args.warmup, steps=args.steps, repeats=args.repeats)
   if args.compilation_cache:
@@ -596,11 +614,13 @@ def main(argv=None) -> int:
   print(f'# {machine_description()}', flush=True)
   results = []
   for case in cases:
-    for variant in variants:
+    for variant, device_randaugment in variants:
+      if device_randaugment and case.mode != 'train':
+        continue
       profile_dir = (os.path.join(args.profile, f'{case.model}_{case.mode}_{len(results)}')
                      if args.profile else None)
       results.append(measure_jax(case, variant, bandwidth=bandwidth, profile_dir=profile_dir,
-                                 **timing))
+                                 device_randaugment=device_randaugment, **timing))
       print(format_table(results[-1:]).splitlines()[-1], flush=True)
       if profile_dir:
         print(f'trace in {profile_dir}; XLA ops of {args.steps} steps:\n' +

@@ -112,9 +112,13 @@ def list_jpegs(folder: str) -> list[str]:
 # ---- our pipeline ----
 
 def preprocessing(image_size: int, augment: str = 'randaugment', magnitude: float = 9.0):
+  """``augment``: 'randaugment' (on the host), 'none', or 'device' (RandAugment in the train
+  step: the host pipeline stops after crop and flip and sends uint8)."""
   from effnet_jax.data import Preprocessing
   return Preprocessing(image_size=image_size, eval_size=image_size, interpolation='bicubic',
-                       train_crop='inception', augment=augment, randaug_num_layers=2,
+                       train_crop='inception',
+                       augment='randaugment' if augment == 'device' else augment,
+                       augment_on_device=augment == 'device', randaug_num_layers=2,
                        randaug_magnitude=magnitude)
 
 
@@ -219,7 +223,10 @@ def main(argv=None) -> int:
   parser.add_argument('--batch-size', type=int, default=64)
   parser.add_argument('--num-batches', type=int, default=8, help='timed batches')
   parser.add_argument('--warmup-batches', type=int, default=2)
-  parser.add_argument('--augment', choices=('randaugment', 'none'), default='randaugment')
+  parser.add_argument('--augment', choices=('randaugment', 'none', 'device'),
+                      default='randaugment',
+                      help='device: RandAugment runs in the train step (augment_on_device); '
+                      'the host pipeline sends uint8 crops and timm keeps its RandAugment')
   parser.add_argument('--vs-timm', action='store_true',
                       help="also time timm's transform on the same files (one core)")
   parser.add_argument('--json', help='write the results to this JSON file')
@@ -245,7 +252,7 @@ def main(argv=None) -> int:
     rates.append(measure_timm_in_subprocess(
         args.folder, image_size=args.image_size, num_images=args.batch_size * args.num_batches,
         warmup_images=args.batch_size * args.warmup_batches,
-        augment=args.augment == 'randaugment'))
+        augment=args.augment != 'none'))
   print(f'# {args.folder}: {os.cpu_count()} cores')
   print(format_table(rates))
   if args.json:

@@ -195,9 +195,22 @@ def build_run(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo, mes
   return Run(mcfg, model, prep, stages, plan, tx, learning_rate, abstract_state)
 
 
-def _abstract_batch(mesh, batch_size: int, image_size: int, eval_mode: bool = False):
+def device_input(prep: data_lib.Preprocessing) -> dict:
+  """TrainStepConfig fields for ``prep.augment_on_device`` (uint8 batches; RandAugment and
+  normalization in the train step); empty when the host does both."""
+  if not prep.augment_on_device:
+    return {}
+  fields = dict(mean=tuple(prep.mean), std=tuple(prep.std))
+  if prep.augment == 'randaugment':
+    fields.update(randaug_num_layers=prep.randaug_num_layers,
+                  randaug_magnitude=float(prep.randaug_magnitude))
+  return fields
+
+
+def _abstract_batch(mesh, batch_size: int, image_size: int, eval_mode: bool = False,
+                    dtype=jnp.float32):
   sharding = jax.sharding.NamedSharding(mesh, BATCH_SPEC)
-  batch = {'images': jax.ShapeDtypeStruct((batch_size, image_size, image_size, 3), jnp.float32,
+  batch = {'images': jax.ShapeDtypeStruct((batch_size, image_size, image_size, 3), dtype,
                                           sharding=sharding),
            'labels': jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharding)}
   if eval_mode:
@@ -279,7 +292,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   def program_key(stage: curriculum_lib.Stage, bucket: int) -> tuple:
     return (stage.image_size, bucket, stage.batch_size, stage.dropout_rate, stage.mixup_alpha,
-            stage.cutmix_alpha)
+            stage.cutmix_alpha, stage.randaug_magnitude if prep.augment_on_device else None)
 
   def train_program(stage: curriculum_lib.Stage, bucket: int):
     """The stage's train step at image size ``bucket``, compiled exactly once (and logged)."""
@@ -290,11 +303,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           num_classes=info.num_classes, label_smoothing=config.augment.label_smoothing,
           mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
           ema_decay=config.ema_decay, ema_warmup=config.ema_warmup,
-          resize_to=bucket if bucket != stage.image_size else 0)
+          resize_to=bucket if bucket != stage.image_size else 0,
+          **device_input(dataclasses.replace(prep, randaug_magnitude=stage.randaug_magnitude)))
       jitted = make_train_step(mesh, stage_model, tx, learning_rate, step_cfg)
       t0 = time.time()
       programs[key] = jitted.lower(
-          abstract_state, _abstract_batch(mesh, stage.batch_size, stage.image_size),
+          abstract_state, _abstract_batch(
+              mesh, stage.batch_size, stage.image_size,
+              dtype=jnp.uint8 if prep.augment_on_device else jnp.float32),
           rng).compile()
       barrier(f'compiled/train/{len(programs)}')  # the processes compile at their own pace
       writer.write(None, {}, event='compile', fn='train_step', image_size=bucket,

@@ -24,6 +24,7 @@ import optax
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from effnet_jax.data import device_augment
 from effnet_jax.data.mix import mixup_cutmix
 from effnet_jax.train.ema import ema_decay, ema_update
 
@@ -106,6 +107,12 @@ class TrainStepConfig:
   ema_decay: float = 0.0
   ema_warmup: bool = True
   resize_to: int = 0  # > 0: resize the batch to this side on the device (curriculum bucket mix)
+  # uint8 batches (Preprocessing.augment_on_device): RandAugment with these settings
+  # (randaug_num_layers 0: none), then (x / 255 - mean) / std, all on the device
+  randaug_num_layers: int = 0
+  randaug_magnitude: float = 0.0
+  mean: tuple = ()
+  std: tuple = ()
 
 
 def _device_index() -> jax.Array:
@@ -121,6 +128,13 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, 
   key = jax.random.fold_in(jax.random.fold_in(rng, state.step), _device_index())
   mix_key, dropout_key = jax.random.split(key)
   images, labels = batch['images'], batch['labels']
+  if images.dtype == jnp.uint8:
+    if not cfg.mean:
+      raise ValueError('uint8 training images need TrainStepConfig.mean/std (augment_on_device)')
+    if cfg.randaug_num_layers:
+      images = device_augment.randaugment(jax.random.fold_in(key, 0x52A), images,
+                                          cfg.randaug_num_layers, cfg.randaug_magnitude)
+    images = device_augment.normalize(images, cfg.mean, cfg.std)
   if cfg.resize_to and cfg.resize_to != images.shape[1]:
     images = jax.image.resize(images, (images.shape[0], cfg.resize_to, cfg.resize_to,
                                        images.shape[3]), 'bilinear', antialias=True)

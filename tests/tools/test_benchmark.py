@@ -1,5 +1,7 @@
 """The train/infer benchmark: the CLI end to end at a tiny size, its pure helpers, timm's side."""
 import json
+import os
+import sys
 
 import pytest
 
@@ -112,3 +114,16 @@ def test_op_summary_groups_numbered_ops_and_skips_runtime_scopes():
             {'ph': 'i', 'name': 'dot.1', 'dur': 5}]
   assert benchmark.summarize_ops(events) == [('loop_add_fusion', 0.06, 0.6),
                                              ('ynn_fusion', 0.04, 0.4)]
+
+
+def test_device_randaugment_times_the_step_on_uint8_batches():
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'train'))
+  from test_loop import TWO_STAGES  # the trainer tests' fast-compiling tiny network
+  case = Case('efficientnet_b0', 'train', 8, 16, 'f32')
+  config = benchmark.recipe_config(case, device_randaugment=True)
+  assert config.augment.augment == 'randaugment' and config.augment.augment_on_device
+  result = benchmark.measure_jax(case, {'phi': -12.0, 'depthwise_impl': 'xla',
+                                        'stages': TWO_STAGES},
+                                 warmup=0, steps=1, repeats=1, device_randaugment=True)
+  assert result.impl.endswith('+RandAugment in step')
+  assert result.images_per_sec > 0

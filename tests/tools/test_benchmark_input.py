@@ -59,6 +59,10 @@ def test_cli_times_the_pipeline_on_the_prepared_folder(prepared_folder, tmp_path
   assert '| effnet_jax tf.data (randaugment) | 8 |' in capsys.readouterr().out
   (rate,) = json.loads(path.read_text())
   assert rate['images'] == 8 and rate['images_per_sec'] > 0 and rate['cpu_s'] > 0
+  assert benchmark_input.main(['--folder', str(prepared_folder[1]), '--image-size', '32',
+                               '--batch-size', '4', '--num-batches', '1', '--warmup-batches', '0',
+                               '--augment', 'device']) == 0
+  assert '| effnet_jax tf.data (device) | 4 |' in capsys.readouterr().out
 
 
 def test_table_ratio_is_per_core():
