@@ -33,21 +33,12 @@ cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
 coordinator_host="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
 port=$((20000 + SLURM_JOB_ID % 20000))  # a job's own port: jobs sharing a node do not collide
 
-workdir=""
-previous=""
-for arg in "$@"; do
-  case "$arg" in
-    --workdir=*) workdir="${arg#--workdir=}" ;;
-    *) if [ "$previous" = --workdir ]; then workdir="$arg"; fi ;;
-  esac
-  previous="$arg"
-done
+source launch/lib.sh
+workdir="$(workdir_from_args "$@")"
 : "${workdir:?give --workdir on storage that every node sees}"
 cache_flag=()
-case " $* " in
-  *--config.compilation_cache_dir*) ;;
-  *) cache_flag=("--config.compilation_cache_dir=$workdir/compilation_cache") ;;
-esac
+flag="$(cache_flag "$workdir" "$@")"
+if [ -n "$flag" ]; then cache_flag=("$flag"); fi
 
 echo "slurm_gpu: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}), $SLURM_NTASKS processes on" \
      "$SLURM_JOB_NUM_NODES nodes, coordinator $coordinator_host:$port"

@@ -23,6 +23,7 @@
 # --config.compilation_cache_dir says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source launch/lib.sh
 
 TPU_NAME="${TPU_NAME:-effnet-jax}"
 ACCELERATOR_TYPE="${ACCELERATOR_TYPE:-v4-32}"
@@ -89,24 +90,16 @@ setup() {  # this checkout (tracked files, with uncommitted edits) on every work
 }
 
 main_args() {  # the trainer's arguments, with the compilation cache on the shared workdir
-  local workdir="" arg previous=""
-  for arg in "$@"; do
-    case "$arg" in
-      --workdir=*) workdir="${arg#--workdir=}" ;;
-      *) [ "$previous" = --workdir ] && workdir="$arg" ;;
-    esac
-    previous="$arg"
-  done
+  local workdir flag
+  workdir="$(workdir_from_args "$@")"
   case "$workdir" in
     gs://*) ;;
     *) echo "tpu_pod: --workdir must be a bucket (gs://...) that every worker writes to," \
             "got '${workdir}'" >&2; exit 2 ;;
   esac
   printf '%q ' "$@"
-  case " $* " in
-    *--config.compilation_cache_dir*) ;;
-    *) printf '%q ' "--config.compilation_cache_dir=$workdir/compilation_cache" ;;
-  esac
+  flag="$(cache_flag "$workdir" "$@")"
+  if [ -n "$flag" ]; then printf '%q ' "$flag"; fi
 }
 
 start() {  # every worker at once; each runs one process of the same command, in the background

@@ -1,0 +1,71 @@
+"""The cluster launch scripts without a cluster: launch/lib.sh's argument helpers, and
+launch/slurm_gpu.sh against stand-ins for Slurm's commands (scontrol, srun) that record what
+they are asked to do."""
+import os
+import stat
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def lib(call: str) -> str:
+  return subprocess.run(['bash', '-c', f'source launch/lib.sh && {call}'], cwd=REPO, check=True,
+                        capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize('args,workdir', [
+    ('--config c.py --workdir /shared/b0 --x=1', '/shared/b0'),
+    ('--workdir=gs://bucket/run', 'gs://bucket/run'),
+    ('--workdir /a --workdir=/b', '/b'),
+    ('--config c.py', ''),
+])
+def test_workdir_from_args(args, workdir):
+  assert lib(f'workdir_from_args {args}') == workdir
+
+
+def test_cache_flag_unless_given():
+  assert lib('cache_flag /w --workdir /w') == '--config.compilation_cache_dir=/w/compilation_cache'
+  assert lib('cache_flag /w --workdir /w --config.compilation_cache_dir=/c') == ''
+
+
+def stub(folder, name, body):
+  path = folder / name
+  path.write_text('#!/usr/bin/env bash\n' + body)
+  path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.mark.parametrize('exit_code', [0, 143])
+def test_slurm_script_starts_every_task_and_requeues_a_preempted_job(tmp_path, exit_code):
+  log = tmp_path / 'calls'
+  stub(tmp_path, 'scontrol', f'echo "scontrol $*" >> {log}\n'
+       '[ "$1 $2" = "show hostnames" ] && printf "gpu-node-7\\ngpu-node-8\\n"\nexit 0\n')
+  stub(tmp_path, 'srun', 'args="$*"\n'  # one line: the task command spans several
+       f'echo "srun coordinator=$JAX_COORDINATOR_ADDRESS processes=$JAX_NUM_PROCESSES '
+       f'${{args//$\'\\n\'/ }}" >> {log}\nexit {exit_code}\n')
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', SLURM_JOB_ID='40123',
+             SLURM_JOB_NODELIST='gpu-node-[7-8]', SLURM_NTASKS='16', SLURM_JOB_NUM_NODES='2',
+             SLURM_SUBMIT_DIR=REPO)
+  result = subprocess.run(['bash', 'launch/slurm_gpu.sh', '--config', 'configs/efficientnet_b0.py',
+                           '--workdir', '/shared/b0'], cwd=REPO, env=env, capture_output=True,
+                          text=True)
+  assert result.returncode == exit_code, result.stderr
+  calls = log.read_text().splitlines()
+  srun = [c for c in calls if c.startswith('srun')]
+  assert len(srun) == 1
+  assert 'coordinator=gpu-node-7:20123 processes=16' in srun[0]  # port 20000 + job id % 20000
+  assert 'JAX_PROCESS_ID=$SLURM_PROCID' in srun[0]  # each task its own id
+  assert '-m effnet_jax.main' in srun[0] and '--workdir /shared/b0' in srun[0]
+  assert srun[0].endswith('--config.compilation_cache_dir=/shared/b0/compilation_cache')
+  requeued = [c for c in calls if c.startswith('scontrol requeue')]
+  assert requeued == (['scontrol requeue 40123'] if exit_code == 143 else [])
+
+
+def test_slurm_script_needs_a_workdir(tmp_path):
+  stub(tmp_path, 'scontrol', 'echo gpu-node-1\n')
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', SLURM_JOB_ID='1',
+             SLURM_JOB_NODELIST='gpu-node-1', SLURM_SUBMIT_DIR=REPO)
+  result = subprocess.run(['bash', 'launch/slurm_gpu.sh', '--config', 'c.py'], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+  assert result.returncode != 0 and 'give --workdir' in result.stderr
