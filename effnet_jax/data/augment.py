@@ -145,30 +145,33 @@ def _transform(image: tf.Tensor, coefficients: list) -> tf.Tensor:
   return out
 
 
+def rotation_coefficients(cos, sin, height, width) -> list:
+  """``_transform`` coefficients of a rotation about the image centre (any array library)."""
+  center_y, center_x = (height - 1.0) / 2.0, (width - 1.0) / 2.0
+  return [cos, -sin, center_x - cos * center_x + sin * center_y,
+          sin, cos, center_y - sin * center_x - cos * center_y]
+
+
+# ``_transform`` coefficients of the other geometric ops (shared with device_augment.py)
+SHEAR_TRANSLATE = {
+    'shear_x': lambda v: [1.0, v, 0.0, 0.0, 1.0, 0.0],
+    'shear_y': lambda v: [1.0, 0.0, 0.0, v, 1.0, 0.0],
+    'translate_x': lambda v: [1.0, 0.0, v, 0.0, 1.0, 0.0],
+    'translate_y': lambda v: [1.0, 0.0, 0.0, 0.0, 1.0, v],
+}
+
+
 def rotate(image: tf.Tensor, degrees) -> tf.Tensor:
   """Rotate about the image centre."""
   radians = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
-  cos, sin = tf.cos(radians), tf.sin(radians)
   shape = tf.cast(tf.shape(image), tf.float32)
-  center_y, center_x = (shape[0] - 1.0) / 2.0, (shape[1] - 1.0) / 2.0
-  return _transform(image, [cos, -sin, center_x - cos * center_x + sin * center_y,
-                            sin, cos, center_y - sin * center_x - cos * center_y])
+  return _transform(image, rotation_coefficients(tf.cos(radians), tf.sin(radians), shape[0],
+                                                 shape[1]))
 
 
-def shear_x(image: tf.Tensor, shear) -> tf.Tensor:
-  return _transform(image, [1.0, shear, 0.0, 0.0, 1.0, 0.0])
-
-
-def shear_y(image: tf.Tensor, shear) -> tf.Tensor:
-  return _transform(image, [1.0, 0.0, 0.0, shear, 1.0, 0.0])
-
-
-def translate_x(image: tf.Tensor, pixels) -> tf.Tensor:
-  return _transform(image, [1.0, 0.0, pixels, 0.0, 1.0, 0.0])
-
-
-def translate_y(image: tf.Tensor, pixels) -> tf.Tensor:
-  return _transform(image, [1.0, 0.0, 0.0, 0.0, 1.0, pixels])
+shear_x, shear_y, translate_x, translate_y = (
+    lambda image, value, op=op: _transform(image, SHEAR_TRANSLATE[op](value))
+    for op in ('shear_x', 'shear_y', 'translate_x', 'translate_y'))
 
 
 def cutout(image: tf.Tensor, half_size: int, seed: tf.Tensor) -> tf.Tensor:

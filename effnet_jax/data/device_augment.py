@@ -19,7 +19,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from effnet_jax.data.augment import FILL, MAX_LEVEL, RANDAUGMENT_CONSTANTS
+from effnet_jax.data.augment import (FILL, MAX_LEVEL, RANDAUGMENT_CONSTANTS, SHEAR_TRANSLATE,
+                                     rotation_coefficients)
 
 _GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale
 
@@ -139,26 +140,13 @@ def _transform(image: jax.Array, coefficients) -> jax.Array:
 
 def rotate(image: jax.Array, degrees) -> jax.Array:
   radians = jnp.asarray(degrees, jnp.float32) * (math.pi / 180.0)
-  cos, sin = jnp.cos(radians), jnp.sin(radians)
-  center_y, center_x = (image.shape[0] - 1.0) / 2.0, (image.shape[1] - 1.0) / 2.0
-  return _transform(image, [cos, -sin, center_x - cos * center_x + sin * center_y,
-                            sin, cos, center_y - sin * center_x - cos * center_y])
+  return _transform(image, rotation_coefficients(jnp.cos(radians), jnp.sin(radians),
+                                                 float(image.shape[0]), float(image.shape[1])))
 
 
-def shear_x(image: jax.Array, shear) -> jax.Array:
-  return _transform(image, [1.0, shear, 0.0, 0.0, 1.0, 0.0])
-
-
-def shear_y(image: jax.Array, shear) -> jax.Array:
-  return _transform(image, [1.0, 0.0, 0.0, shear, 1.0, 0.0])
-
-
-def translate_x(image: jax.Array, pixels) -> jax.Array:
-  return _transform(image, [1.0, 0.0, pixels, 0.0, 1.0, 0.0])
-
-
-def translate_y(image: jax.Array, pixels) -> jax.Array:
-  return _transform(image, [1.0, 0.0, 0.0, 0.0, 1.0, pixels])
+shear_x, shear_y, translate_x, translate_y = (
+    lambda image, value, op=op: _transform(image, SHEAR_TRANSLATE[op](value))
+    for op in ('shear_x', 'shear_y', 'translate_x', 'translate_y'))
 
 
 def cutout_at(image: jax.Array, half_size: int, center_y, center_x) -> jax.Array:
