@@ -195,7 +195,8 @@ def train_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int
                    start_step: int = 0, process_index: int = 0, process_count: int = 1,
                    start_position: int | None = None) -> Iterator[Batch]:
   """Endless batches ``{'images': float32 [B, S, S, 3], 'labels': int32 [B]}``: this process's
-  part (B = global_batch_size // process_count) of global step start_step + k's batch k.
+  part (B = global_batch_size // process_count) of global step start_step + k's batch k. With
+  ``prep.augment_on_device`` the images are the uint8 crops (the train step augments them).
 
   ``start_position`` (the global stream position, overriding ``start_step * global_batch_size``)
   continues a stream whose batch size changed on the way (curriculum stages with their own batch
