@@ -69,3 +69,23 @@ def test_slurm_script_needs_a_workdir(tmp_path):
   result = subprocess.run(['bash', 'launch/slurm_gpu.sh', '--config', 'c.py'], cwd=REPO, env=env,
                           capture_output=True, text=True)
   assert result.returncode != 0 and 'give --workdir' in result.stderr
+
+
+def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
+  log = tmp_path / 'calls'
+  stub(tmp_path, 'gcloud', f'args="$*"\necho "gcloud ${{args//$\'\\n\'/ }}" >> {log}\n')
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', ZONE='us-central2-b',
+             TPU_NAME='pod-a')
+  result = subprocess.run(['bash', 'launch/tpu_pod.sh', 'start', '--', '--config',
+                           'configs/efficientnet_b0.py', '--workdir', 'gs://bucket/b0'],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
+  (call,) = log.read_text().splitlines()
+  assert call.startswith('gcloud compute tpus tpu-vm ssh pod-a --worker=all')
+  assert ('-m effnet_jax.main --config configs/efficientnet_b0.py --workdir gs://bucket/b0 '
+          '--config.compilation_cache_dir=gs://bucket/b0/compilation_cache' in call)
+  assert call.endswith('--zone=us-central2-b')
+
+  local = subprocess.run(['bash', 'launch/tpu_pod.sh', 'start', '--', '--workdir', '/tmp/run'],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+  assert local.returncode == 2 and 'must be a bucket' in local.stderr
