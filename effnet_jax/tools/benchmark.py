@@ -256,7 +256,7 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   # TensorFlow (through the data package) loads here, never in the timm worker process.
   from effnet_jax.data import DatasetInfo
   from effnet_jax.train import loop
-  from effnet_jax.train.step import (TrainStepConfig, make_eval_step, make_mesh, make_train_step,
+  from effnet_jax.train.step import (make_eval_step, make_mesh, make_train_step,
                                      resolve_bn_group_size)
   config = recipe_config(case, overrides, device_randaugment)
   family = get_model_config(config.model, **set_overrides(config)).family
@@ -270,10 +270,8 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
                         uint8=case.mode == 'train' and run.prep.augment_on_device)
   t0 = time.perf_counter()
   if case.mode == 'train':
-    step_cfg = TrainStepConfig(
-        num_classes=NUM_CLASSES, label_smoothing=config.augment.label_smoothing,
-        mixup_alpha=config.augment.mixup_alpha, cutmix_alpha=config.augment.cutmix_alpha,
-        ema_decay=config.ema_decay, ema_warmup=config.ema_warmup, **loop.device_input(run.prep))
+    (stage,) = run.stages  # fixed size: one stage with the config's own values
+    step_cfg = loop.train_step_config(config, NUM_CLASSES, run.prep, stage)
     rng = jax.random.key(1)
     compiled = make_train_step(mesh, run.model, run.tx, run.learning_rate, step_cfg).lower(
         state, batch, rng).compile()

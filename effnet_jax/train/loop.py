@@ -195,16 +195,23 @@ def build_run(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo, mes
   return Run(mcfg, model, prep, stages, plan, tx, learning_rate, abstract_state)
 
 
-def device_input(prep: data_lib.Preprocessing) -> dict:
-  """TrainStepConfig fields for ``prep.augment_on_device`` (uint8 batches; RandAugment and
-  normalization in the train step); empty when the host does both."""
-  if not prep.augment_on_device:
-    return {}
-  fields = dict(mean=tuple(prep.mean), std=tuple(prep.std))
-  if prep.augment == 'randaugment':
-    fields.update(randaug_num_layers=prep.randaug_num_layers,
-                  randaug_magnitude=float(prep.randaug_magnitude))
-  return fields
+def train_step_config(config: ml_collections.ConfigDict, num_classes: int,
+                      prep: data_lib.Preprocessing, stage: curriculum_lib.Stage,
+                      bucket: int = 0) -> TrainStepConfig:
+  """The train step's static settings for ``stage`` (its mixing strengths, and with
+  ``prep.augment_on_device`` its RandAugment magnitude and the normalization), trained at image
+  size ``bucket`` (0: the stage's own)."""
+  device = {}
+  if prep.augment_on_device:  # uint8 batches: RandAugment and normalization in the step
+    device = dict(mean=tuple(prep.mean), std=tuple(prep.std))
+    if prep.augment == 'randaugment':
+      device.update(randaug_num_layers=prep.randaug_num_layers,
+                    randaug_magnitude=float(stage.randaug_magnitude))
+  return TrainStepConfig(
+      num_classes=num_classes, label_smoothing=config.augment.label_smoothing,
+      mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
+      ema_decay=config.ema_decay, ema_warmup=config.ema_warmup,
+      resize_to=bucket if bucket and bucket != stage.image_size else 0, **device)
 
 
 def _abstract_batch(mesh, batch_size: int, image_size: int, eval_mode: bool = False,
@@ -299,12 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     key = program_key(stage, bucket)
     if key not in programs:
       stage_model = build_model(dataclasses.replace(mcfg, dropout_rate=stage.dropout_rate))
-      step_cfg = TrainStepConfig(
-          num_classes=info.num_classes, label_smoothing=config.augment.label_smoothing,
-          mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
-          ema_decay=config.ema_decay, ema_warmup=config.ema_warmup,
-          resize_to=bucket if bucket != stage.image_size else 0,
-          **device_input(dataclasses.replace(prep, randaug_magnitude=stage.randaug_magnitude)))
+      step_cfg = train_step_config(config, info.num_classes, prep, stage, bucket)
       jitted = make_train_step(mesh, stage_model, tx, learning_rate, step_cfg)
       t0 = time.time()
       programs[key] = jitted.lower(
