@@ -30,7 +30,11 @@ set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
 
 : "${SLURM_JOB_ID:?submit this script with sbatch (see its first lines)}"
-coordinator_host="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+# All hostnames, then the first: `| head -n 1` would end scontrol with SIGPIPE on a long node
+# list, which pipefail turns into a failed job.
+hostnames="$(scontrol show hostnames "$SLURM_JOB_NODELIST")"
+coordinator_host="${hostnames%%$'\n'*}"
+: "${coordinator_host:?scontrol show hostnames gave no host for $SLURM_JOB_NODELIST}"
 port=$((20000 + SLURM_JOB_ID % 20000))  # a job's own port: jobs sharing a node do not collide
 
 source launch/lib.sh

@@ -40,7 +40,10 @@ def stub(folder, name, body):
 def test_slurm_script_starts_every_task_and_requeues_a_preempted_job(tmp_path, exit_code):
   log = tmp_path / 'calls'
   stub(tmp_path, 'scontrol', f'echo "scontrol $*" >> {log}\n'
-       '[ "$1 $2" = "show hostnames" ] && printf "gpu-node-7\\ngpu-node-8\\n"\nexit 0\n')
+       # A long list (more than a pipe holds): a reader that stops at the first line must
+       # not fail the job.
+       '[ "$1 $2" = "show hostnames" ] && printf "gpu-node-%s\\n" 7 8 $(seq 100 30000)\n'
+       'exit 0\n')
   stub(tmp_path, 'srun', 'args="$*"\n'  # one line: the task command spans several
        f'echo "srun coordinator=$JAX_COORDINATOR_ADDRESS processes=$JAX_NUM_PROCESSES '
        f'${{args//$\'\\n\'/ }}" >> {log}\nexit {exit_code}\n')
