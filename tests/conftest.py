@@ -38,6 +38,11 @@ jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
 if _OWN_CACHE:
   atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
 
+# Likewise one prepared embedded data set for the session and all workers (see embedded_data_dir).
+if 'EFFNET_JAX_TEST_DATA' not in os.environ:
+  os.environ['EFFNET_JAX_TEST_DATA'] = tempfile.mkdtemp(prefix='effnet_jax_tests_data_')
+  atexit.register(shutil.rmtree, os.environ['EFFNET_JAX_TEST_DATA'], ignore_errors=True)
+
 
 import pytest  # noqa: E402
 
@@ -50,11 +55,18 @@ def pytest_xdist_auto_num_workers(config):
 
 
 @pytest.fixture(scope='session')
-def embedded_data_dir(tmp_path_factory):
-  """A TFDS data_dir with fashion_mnist_local prepared from the Debian files (once per session)."""
+def embedded_data_dir():
+  """A TFDS data_dir with fashion_mnist_local prepared from the Debian files, once for the whole
+  session: the first pytest-xdist worker to ask prepares it (half a minute) while the others
+  wait on the lock. Tests only read it."""
+  import fcntl
+
   from effnet_jax.data import embedded
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  embedded.fashion_mnist_builder(data_dir)
+  shared = os.environ['EFFNET_JAX_TEST_DATA']
+  data_dir = os.path.join(shared, 'tfds')
+  with open(os.path.join(shared, 'tfds.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    embedded.fashion_mnist_builder(data_dir)
   return data_dir
 
 
@@ -92,7 +104,8 @@ TINY = {'efficientnet_b0': dict(phi=-12.0),  # 42 px, 191k parameters with 1000 
 
 @pytest.fixture(scope='session')
 def tiny_backbone():
-  """tiny_backbone(model) -> variables of the TINY ``model`` without classifier: random weights
+  """tiny_backbone(model, **shape) -> variables of the TINY ``model`` (with the model overrides
+  ``shape``, e.g. fewer stages) without classifier: random weights
   (kernels normal / sqrt(fan-in), drawn with numpy: model.init compiles for half a minute on a
   busy 2-core machine) and the BN statistics of a batch of random images (one train-mode pass
   with momentum 0), so activations are O(1) as in a trained network. One per session."""
@@ -101,9 +114,10 @@ def tiny_backbone():
   from effnet_jax.models import build_model, get_model_config
   cache = {}
 
-  def make(model='efficientnet_b0'):
-    if model not in cache:
-      config = get_model_config(model, **TINY[model], num_classes=0, bn_momentum=0.0,
+  def make(model='efficientnet_b0', **shape):
+    key = (model, repr(sorted(shape.items())))
+    if key not in cache:
+      config = get_model_config(model, **TINY[model], **shape, num_classes=0, bn_momentum=0.0,
                                 drop_path_rate=0.0, dropout_rate=0.0)
       network = build_model(config)
       rng = np.random.default_rng(0)
@@ -114,8 +128,8 @@ def tiny_backbone():
       _, updates = jax.jit(lambda v, x: network.apply(v, x, train=True,
                                                       mutable=['batch_stats']))(
           {'params': params}, images)
-      cache[model] = {'params': params, 'batch_stats': jax.device_get(updates['batch_stats'])}
-    return cache[model]
+      cache[key] = {'params': params, 'batch_stats': jax.device_get(updates['batch_stats'])}
+    return cache[key]
 
   return make
 
@@ -131,22 +145,24 @@ def random_weight(rng, shape, path=()):
 @pytest.fixture
 def tiny_pretrained(tmp_path, tiny_backbone):
   """tiny_pretrained(num_classes, class_names=None, name='weights', model='efficientnet_b0',
-  **overrides) -> a save_pretrained directory of the tiny backbone with a random classifier
-  (logits O(1)); overrides must keep the shapes (crop_fraction, interpolation, ...)."""
+  shape=None, **overrides) -> a save_pretrained directory of the tiny backbone (built with the
+  model overrides ``shape``, see tiny_backbone) with a random classifier (logits O(1));
+  overrides must keep the shapes (crop_fraction, interpolation, ...)."""
   import numpy as np
 
   from effnet_jax.models.pretrained import save_pretrained
 
   def make(num_classes=1000, class_names=None, name='weights', model='efficientnet_b0',
-           **overrides):
-    backbone = tiny_backbone(model)
+           shape=None, **overrides):
+    backbone = tiny_backbone(model, **(shape or {}))
     rng = np.random.default_rng(0)
     head = backbone['params']['head_conv']['conv']['kernel'].shape[-1]
     classifier = {'kernel': 4 * random_weight(rng, (head, num_classes)),
                   'bias': random_weight(rng, (num_classes,))}
     variables = dict(backbone, params=dict(backbone['params'], classifier=classifier))
     return save_pretrained(str(tmp_path / name), model, variables,
-                           dict(TINY[model], num_classes=num_classes, **overrides),
+                           dict(TINY[model], **(shape or {}), num_classes=num_classes,
+                                **overrides),
                            source={'framework': 'test'}, class_names=class_names)
 
   return make

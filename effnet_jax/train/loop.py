@@ -250,10 +250,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   start_time = time.time()
   is_main = jax.process_index() == 0
   enable_compilation_cache(config.compilation_cache_dir)
+  # The config's own errors (model name, overrides, augmentation) before any data work, which
+  # can take minutes (the embedded data set is prepared on first use).
+  checked = model_config(config, num_classes=1, bn_axis=None)
+  preprocessing(config, checked)
+  family = checked.family
   data_config = data_lib.DataConfig(**config.data.to_dict())
   info = data_lib.dataset_info(data_config)
 
-  family = get_model_config(config.model).family
   group = resolve_bn_group_size(config.bn_group_size, jax.device_count(), family)
   mesh = make_mesh(group)
   run = build_run(config, info, mesh)

@@ -10,7 +10,7 @@ from PIL import Image
 from effnet_jax.models import get_model_config
 from effnet_jax.models.pretrained import load_pretrained
 from effnet_jax.train import finetune, loop
-from test_loop import saved_state, tiny_config
+from test_loop import TWO_STAGES, saved_state, tiny_config
 
 CLASSES = ('ant', 'bee', 'cat')
 
@@ -33,7 +33,7 @@ def flat(tree):
 
 def test_finetune_from_a_pretrained_directory(tmp_path, tiny_pretrained, monkeypatch, capsys):
   """A 10-class pretrained network fine-tuned on a 3-class folder through train_and_evaluate."""
-  weights = tiny_pretrained(10)
+  weights = tiny_pretrained(10, shape={'stages': TWO_STAGES, 'depthwise_impl': 'xla'})
   _, pretrained = load_pretrained(weights)
   starts = []
   original = loop.start_from
@@ -47,8 +47,7 @@ def test_finetune_from_a_pretrained_directory(tmp_path, tiny_pretrained, monkeyp
                           'data.train_folder': image_folder(tmp_path / 'train', 6, 0),
                           'data.eval_folder': image_folder(tmp_path / 'eval', 2, 1),
                           'init_from': weights, 'num_train_steps': 3,
-                          'optimizer.base_learning_rate': 0.05,
-                          'model_overrides.stages': None})  # the pretrained network's
+                          'optimizer.base_learning_rate': 0.05})
   workdir = str(tmp_path / 'run')
   results = loop.train_and_evaluate(config, workdir)
 
