@@ -1,4 +1,5 @@
-"""Joining a multi-process run: when and how ``effnet_jax.main`` calls ``jax.distributed.initialize``.
+"""Joining a multi-process run: when and how ``effnet_jax.main`` (and ``effnet_jax.evaluate``)
+call ``jax.distributed.initialize``.
 
 One process per host (Cloud TPU VM workers, Slurm tasks) or several on one machine (a local
 test of the multi-host path) all run the same command; ``jax.distributed.initialize`` connects
@@ -24,6 +25,16 @@ import os
 from typing import Mapping
 
 MODES = ('auto', 'on', 'off')
+# The help of the entry points' (main, evaluate) --distributed, --coordinator_address,
+# --num_processes and --process_id flags (defined there: only entry points define flags).
+FLAG_HELP = {
+    'distributed': 'jax.distributed.initialize: auto = with a coordinator address or on a '
+                   'recognised cluster (Cloud TPU VM, srun, mpirun); on = always (JAX detects '
+                   'the cluster); off = never.',
+    'coordinator_address': 'HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS).',
+    'num_processes': 'Processes in the run (default: $JAX_NUM_PROCESSES).',
+    'process_id': 'This process, 0 .. num_processes - 1 (default: $JAX_PROCESS_ID).',
+}
 _GOOGLE_PCI_VENDOR = '0x1ae0'  # TPU chips on a Cloud TPU VM
 
 
@@ -106,9 +117,16 @@ def barrier(name: str, timeout_seconds: int = 3600) -> None:
   import jax
   if jax.process_count() == 1:
     return
-  from jax._src import distributed as jax_distributed  # the client initialize() connected
-  jax_distributed.global_state.client.wait_at_barrier(f'effnet_jax/{name}',
-                                                      timeout_in_ms=timeout_seconds * 1000)
+  try:  # the client initialize() connected (JAX has no public name for it)
+    from jax._src import distributed as jax_distributed
+    client = jax_distributed.global_state.client
+  except (ImportError, AttributeError):
+    client = None
+  if client is None:  # another JAX: a device collective, which waits as long as the backend lets it
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f'effnet_jax/{name}')
+    return
+  client.wait_at_barrier(f'effnet_jax/{name}', timeout_in_ms=timeout_seconds * 1000)
 
 
 def initialize(mode: str = 'auto', coordinator_address: str | None = None,

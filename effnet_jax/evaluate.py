@@ -6,6 +6,11 @@ Restores a checkpoint of ``DIR`` (the latest; ``--best``: the best by eval/top1;
 the run's own config, then evaluates the raw and (if trained) EMA weights on the whole eval split
 at every size — resize and centre crop with the model's crop fraction and interpolation — and
 prints a table. ``--json`` prints one JSON object per size instead.
+
+On several hosts (a TPU pod: ``launch/tpu_pod.sh evaluate -- --workdir gs://...``; N local
+processes: ``launch/local_multiprocess.sh -m effnet_jax.evaluate -- --workdir DIR``) every
+process runs this command and reads its share of the eval split; process 0 prints. The
+multi-process flags are main's (effnet_jax/distributed.py).
 """
 from __future__ import annotations
 
@@ -19,15 +24,25 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
 
 from absl import app, flags, logging
 
+from effnet_jax import distributed
 from effnet_jax.train.evaluation import evaluate_sizes, format_rows
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'a training run directory', required=True)
-_SIZES = flags.DEFINE_string('image_sizes', '', 'comma-separated eval resolutions (default: the '
+_SIZES = flags.DEFINE_string('image-sizes', '', 'comma-separated eval resolutions (default: the '
                              "run's eval size)")
+flags.DEFINE_alias('image_sizes', 'image-sizes')
 _STEP = flags.DEFINE_integer('step', None, 'checkpoint step (default: the latest)')
 _BEST = flags.DEFINE_boolean('best', False, 'use the best checkpoint by eval/top1')
 _BATCH = flags.DEFINE_integer('batch_size', 0, 'eval batch size (default: the run\'s)')
 _JSON = flags.DEFINE_boolean('json', False, 'one JSON object per size')
+# A multi-process evaluation (every host of a TPU pod, launch/tpu_pod.sh evaluate): as in main.
+_DISTRIBUTED = flags.DEFINE_enum('distributed', 'auto', list(distributed.MODES),
+                                 distributed.FLAG_HELP['distributed'])
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   distributed.FLAG_HELP['coordinator_address'])
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      distributed.FLAG_HELP['num_processes'])
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, distributed.FLAG_HELP['process_id'])
 
 
 def main(argv) -> int:
@@ -36,10 +51,15 @@ def main(argv) -> int:
   logging.set_verbosity(logging.WARNING)
   sizes = [int(s) for s in _SIZES.value.split(',') if s.strip()] if _SIZES.value else None
   try:
+    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
+                           _PROCESS_ID.value)
     rows = evaluate_sizes(_WORKDIR.value, sizes, _STEP.value, _BEST.value, _BATCH.value)
   except (FileNotFoundError, ValueError) as error:
     print(f'error: {error}', file=sys.stderr)
     return 1
+  import jax
+  if jax.process_index() != 0:  # every process evaluates its share; process 0 prints the table
+    return 0
   if _JSON.value:
     for row in rows:
       print(json.dumps(row))

@@ -25,6 +25,7 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from effnet_jax import distributed  # (no jax import: keeps --help fast)
 from effnet_jax.runtime import exit_on_flag_error
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,16 +45,13 @@ except _FLAG_ERRORS as error:
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('workdirs', 'default'),
                                'Directory for checkpoints and metrics (resumed if it has any); '
                                'shared storage for a multi-host run.')
-_DISTRIBUTED = flags.DEFINE_enum(
-    'distributed', 'auto', ['auto', 'on', 'off'],
-    'jax.distributed.initialize: auto = with a coordinator address or on a recognised cluster '
-    '(Cloud TPU VM, srun, mpirun); on = always (JAX detects the cluster); off = never.')
-_COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None, 'HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS).')
-_NUM_PROCESSES = flags.DEFINE_integer(
-    'num_processes', None, 'Processes in the run (default: $JAX_NUM_PROCESSES).')
-_PROCESS_ID = flags.DEFINE_integer(
-    'process_id', None, 'This process, 0 .. num_processes - 1 (default: $JAX_PROCESS_ID).')
+_DISTRIBUTED = flags.DEFINE_enum('distributed', 'auto', list(distributed.MODES),
+                                 distributed.FLAG_HELP['distributed'])
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   distributed.FLAG_HELP['coordinator_address'])
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      distributed.FLAG_HELP['num_processes'])
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, distributed.FLAG_HELP['process_id'])
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -69,7 +67,6 @@ def main(argv) -> int:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
-  from effnet_jax import distributed  # after flag parsing: keeps --help fast
   from effnet_jax.data import DataError
   from effnet_jax.train.checkpoint import CheckpointError
   from effnet_jax.train.loop import train_and_evaluate

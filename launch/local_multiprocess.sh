@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# N processes of effnet_jax.main on this machine, each with D fake CPU devices: the multi-host code
-# path (jax.distributed with a coordinator, per-process input, global batches, collective
-# checkpoints, process-0 logging) without a cluster. tests/train/test_multihost.py runs it.
+# N processes of effnet_jax.main (or, -m, effnet_jax.evaluate) on this machine, each with D fake
+# CPU devices: the multi-host code path (jax.distributed with a coordinator, per-process input,
+# global batches, collective checkpoints, process-0 logging) without a cluster.
+# tests/train/test_multihost.py runs it.
 #
-#   launch/local_multiprocess.sh [-n N] [-d D] [-p PORT] [-l LOGDIR] -- [MAIN_ARGS...]
+#   launch/local_multiprocess.sh [-n N] [-d D] [-p PORT] [-l LOGDIR] [-m MODULE] -- [ARGS...]
 #   launch/local_multiprocess.sh -n 2 -d 2 -- --workdir /tmp/mp --config.num_train_steps=200
+#   launch/local_multiprocess.sh -m effnet_jax.evaluate -- --workdir /tmp/mp --image-sizes 28,32
 #
 #   -n  processes (default 2)            -d  fake CPU devices per process (default 2)
 #   -p  coordinator port (default: a free one)
 #   -l  where process i writes process_<i>.log (default: a new temporary directory)
+#   -m  the module every process runs (default effnet_jax.main; effnet_jax.evaluate also joins)
 # Process 0 prints to the terminal; the others log to LOGDIR.
 # SIGTERM or SIGINT to this script goes to every process (a preemption drill: they agree on a
 # step, checkpoint and exit with 143). When one process fails, the others are stopped. The exit
@@ -21,13 +24,15 @@ num_processes=2
 devices=2
 port=""
 log_dir=""
-while getopts "n:d:p:l:" option; do
+module=effnet_jax.main
+while getopts "n:d:p:l:m:" option; do
   case "$option" in
     n) num_processes="$OPTARG" ;;
     d) devices="$OPTARG" ;;
     p) port="$OPTARG" ;;
     l) log_dir="$OPTARG" ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;  # usage: the lines above
+    m) module="$OPTARG" ;;
+    *) sed -n '2,20p' "$0" >&2; exit 2 ;;  # usage: the lines above
   esac
 done
 shift $((OPTIND - 1))
@@ -49,7 +54,7 @@ for ((i = 0; i < num_processes; i++)); do
   [ "$i" -eq 0 ] && log=/dev/stdout
   JAX_PLATFORMS=cpu XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=$devices" \
   JAX_COORDINATOR_ADDRESS="127.0.0.1:$port" JAX_NUM_PROCESSES="$num_processes" \
-  JAX_PROCESS_ID="$i" "$python" -m effnet_jax.main "$@" >"$log" 2>&1 &
+  JAX_PROCESS_ID="$i" "$python" -m "$module" "$@" >"$log" 2>&1 &
   pids+=("$!")
 done
 echo "local_multiprocess: $num_processes processes x $devices CPU devices, coordinator" \

@@ -14,6 +14,9 @@
 #
 # Steps on their own:  create | setup | start -- MAIN_ARGS | logs | stop | status | delete
 #   stop: SIGTERM to every worker's trainer (it checkpoints at an agreed step and exits).
+#   evaluate -- EVALUATE_ARGS: effnet_jax.evaluate on every worker (one process each, every host
+#     reads its share of the eval split; worker 0 prints the table), e.g.
+#     launch/tpu_pod.sh evaluate -- --workdir gs://BUCKET/b0 --image-sizes 224,256,288
 #
 # Settings (environment): ZONE (required), TPU_NAME (effnet-jax), ACCELERATOR_TYPE (v4-32),
 # RUNTIME_VERSION (tpu-ubuntu2204-base for v4, v2-alpha-tpuv5-lite for v5e), PROJECT (gcloud's
@@ -38,7 +41,7 @@ REMOTE_LOG='~/effnet_jax.log'
 REMOTE_PID='~/effnet_jax.pid'
 JAX_VERSION="$(sed -n 's/^jax==//p' requirements.txt)"
 
-usage() { sed -n '2,24p' "$0" >&2; exit 2; }
+usage() { sed -n '2,26p' "$0" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 command="$1"
 shift
@@ -113,6 +116,12 @@ start() {  # every worker at once; each runs one process of the same command, in
       echo \$! > $REMOTE_PID"
 }
 
+evaluate() {  # in the foreground: gcloud prints what the workers print (worker 0: the table)
+  local args
+  args="$(printf '%q ' "$@")"
+  on_workers all "cd $REMOTE_DIR && .venv/bin/python -m effnet_jax.evaluate $args"
+}
+
 logs() {  # worker 0 is process 0: the progress bar, evaluations and the final line
   on_workers 0 "tail -n +1 -F $REMOTE_LOG"
 }
@@ -131,6 +140,7 @@ case "$command" in
   create) create ;;
   setup) setup ;;
   start) start "$@" ;;
+  evaluate) evaluate "$@" ;;
   logs) logs ;;
   stop) stop ;;
   status) status ;;

@@ -92,3 +92,18 @@ def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
   local = subprocess.run(['bash', 'launch/tpu_pod.sh', 'start', '--', '--workdir', '/tmp/run'],
                          cwd=REPO, env=env, capture_output=True, text=True)
   assert local.returncode == 2 and 'must be a bucket' in local.stderr
+
+
+def test_tpu_pod_evaluate_runs_on_every_worker(tmp_path):
+  log = tmp_path / 'calls'
+  stub(tmp_path, 'gcloud', f'args="$*"\necho "gcloud ${{args//$\'\\n\'/ }}" >> {log}\n')
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', ZONE='us-central2-b',
+             TPU_NAME='pod-a')
+  result = subprocess.run(['bash', 'launch/tpu_pod.sh', 'evaluate', '--', '--workdir',
+                           'gs://bucket/b0', '--image-sizes', '224,256'],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
+  (call,) = log.read_text().splitlines()
+  assert call.startswith('gcloud compute tpus tpu-vm ssh pod-a --worker=all')
+  # (quoted with printf %q for the worker's shell, which reads 224\\,256 as 224,256)
+  assert '-m effnet_jax.evaluate --workdir gs://bucket/b0 --image-sizes 224\\,256' in call

@@ -214,8 +214,9 @@ def train_step_config(config: ml_collections.ConfigDict, num_classes: int,
       resize_to=bucket if bucket and bucket != stage.image_size else 0, **device)
 
 
-def _abstract_batch(mesh, batch_size: int, image_size: int, eval_mode: bool = False,
-                    dtype=jnp.float32):
+def abstract_batch(mesh, batch_size: int, image_size: int, eval_mode: bool = False,
+                   dtype=jnp.float32):
+  """The global batch's shapes and shardings, for compiling a step ahead of its first batch."""
   sharding = jax.sharding.NamedSharding(mesh, BATCH_SPEC)
   batch = {'images': jax.ShapeDtypeStruct((batch_size, image_size, image_size, 3), dtype,
                                           sharding=sharding),
@@ -314,7 +315,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       jitted = make_train_step(mesh, stage_model, tx, learning_rate, step_cfg)
       t0 = time.time()
       programs[key] = jitted.lower(
-          abstract_state, _abstract_batch(
+          abstract_state, abstract_batch(
               mesh, stage.batch_size, stage.image_size,
               dtype=jnp.uint8 if prep.augment_on_device else jnp.float32),
           rng).compile()
@@ -332,7 +333,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       variables = {'params': abstract_state.params, 'batch_stats': abstract_state.batch_stats}
       t0 = time.time()
       eval_programs[0] = eval_jitted.lower(
-          variables, _abstract_batch(mesh, plan.eval_batch_size, prep.eval_size, True)).compile()
+          variables, abstract_batch(mesh, plan.eval_batch_size, prep.eval_size, True)).compile()
       barrier('compiled/eval')
       writer.write(None, {}, event='compile', fn='eval_step', image_size=prep.eval_size,
                    batch_size=plan.eval_batch_size, seconds=round(time.time() - t0, 3))

@@ -164,3 +164,64 @@ def test_processes_agree_on_the_preemption_step():
         proc.kill()
   assert [proc.returncode for proc in procs] == [0, 0], outs
   assert outs[0].startswith('saving after step') and outs[0] == outs[1], outs
+
+
+def test_two_processes_evaluate_a_checkpoint(runs):
+  """``effnet_jax.evaluate`` on 2 processes (each reads half the eval split) reproduces the
+  run's own final evaluation of the same checkpoint; process 0 prints."""
+  code, out, multi = runs['multi']
+  assert code == 0, out
+  final = [r for r in records(multi) if r.get('final')][0]
+  result = subprocess.run(['launch/local_multiprocess.sh', '-n', '2', '-d', '2', '-m',
+                           'effnet_jax.evaluate', '--', f'--workdir={multi}', '--image-sizes', '16',
+                           '--json'], cwd=REPO, env=environment(), capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stdout + result.stderr
+  (row,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{')]
+  assert row['step'] == STEPS and row['image_size'] == 16
+  assert row['eval/count'] == final['eval/count'] == 24  # each readable image once
+  assert row['eval/top1'] == final['eval/top1']
+  assert row['eval/loss'] == pytest.approx(final['eval/loss'], rel=1e-5)
+
+
+BARRIER = '''
+import sys, time
+import jax
+jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+jax.devices()  # the backend, with its collectives, before the client is hidden below
+from jax._src import distributed as jax_distributed
+from effnet_jax.distributed import barrier
+for private_api in (True, False):  # the coordination service's barrier, then the fallback
+  if int(sys.argv[2]) == 1:
+    time.sleep(3)  # process 1 comes late; process 0 must wait for it
+  client = jax_distributed.global_state.client
+  if not private_api:
+    jax_distributed.global_state.client = None
+  barrier(f'test/{private_api}')
+  jax_distributed.global_state.client = client
+  print(f'passed {private_api} at {time.time():.3f}', flush=True)
+'''
+
+
+def test_barrier_waits_for_every_process():
+  """distributed.barrier, through JAX's coordination client and through its fallback (a device
+  collective, for a JAX without that private client): the early process waits for the late."""
+  port = subprocess.run([sys.executable, '-c', 'import socket; s = socket.socket(); '
+                         's.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'],
+                        capture_output=True, text=True, check=True).stdout.strip()
+  procs = [subprocess.Popen([sys.executable, '-c', BARRIER, f'127.0.0.1:{port}', str(i)],
+                            cwd=REPO, env=environment(devices=1), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  try:
+    outs = [proc.communicate(timeout=120)[0] for proc in procs]
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  assert [proc.returncode for proc in procs] == [0, 0], outs
+  times = [{line.split()[1]: float(line.split()[-1]) for line in out.splitlines()
+            if line.startswith('passed')} for out in outs]
+  for path in ('True', 'False'):
+    # process 0 passed only once process 1 (3 s late) arrived
+    assert times[0][path] >= times[1][path] - 0.5, (path, times)
