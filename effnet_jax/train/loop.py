@@ -146,9 +146,31 @@ def _last_good(manager) -> str:
   return f'The last good checkpoint is step {latest} in {manager.directory}.'
 
 
-@jax.jit
-def _all_finite(tree) -> jax.Array:
+def compile_rarely(fn, *args, out_shardings=None):
+  """``jax.jit(fn)`` compiled for ``args``, for a program that runs once or rarely (the
+  initialization, the finiteness check before a save). On the CPU it is compiled at LLVM -O1
+  instead of XLA's default -O3: initializing a network compiles one random-number kernel per
+  parameter, which at -O3 took 12-15 s of a small training run (EfficientNet-B0 phi=-12) and at
+  -O1 takes 5 s, for the same bits (tests/train/test_loop.py checks). Other backends compile as
+  usual."""
+  options = {'xla_backend_optimization_level': 1} if jax.default_backend() == 'cpu' else None
+  jitted = jax.jit(fn) if out_shardings is None else jax.jit(fn, out_shardings=out_shardings)
+  return jitted.lower(*args).compile(compiler_options=options)
+
+
+def _finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+_FINITE_PROGRAMS: dict[Any, Any] = {}  # (tree structure, shapes, dtypes, shardings) -> program
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves, treedef = jax.tree_util.tree_flatten(tree)
+  key = (treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves))
+  if key not in _FINITE_PROGRAMS:
+    _FINITE_PROGRAMS[key] = compile_rarely(_finite, tree)
+  return _FINITE_PROGRAMS[key](tree)
 
 
 def _log(message: str) -> None:
@@ -226,6 +248,37 @@ def abstract_batch(mesh, batch_size: int, image_size: int, eval_mode: bool = Fal
   return batch
 
 
+def lower_train_step(config: ml_collections.ConfigDict, run: Run, num_classes: int, mesh,
+                     stage: curriculum_lib.Stage, bucket: int, rng) -> jax.stages.Lowered:
+  """The train step of ``stage`` at image size ``bucket``, traced and lowered for the run's
+  state and batches (``.compile()`` it)."""
+  stage_model = build_model(dataclasses.replace(run.mcfg, dropout_rate=stage.dropout_rate))
+  step_cfg = train_step_config(config, num_classes, run.prep, stage, bucket)
+  jitted = make_train_step(mesh, stage_model, run.tx, run.learning_rate, step_cfg)
+  dtype = jnp.uint8 if run.prep.augment_on_device else jnp.float32
+  return jitted.lower(run.abstract_state,
+                      abstract_batch(mesh, stage.batch_size, stage.image_size, dtype=dtype), rng)
+
+
+def lower_eval_step(run: Run, mesh) -> jax.stages.Lowered:
+  variables = {'params': run.abstract_state.params, 'batch_stats': run.abstract_state.batch_stats}
+  return make_eval_step(mesh, run.model).lower(
+      variables, abstract_batch(mesh, run.plan.eval_batch_size, run.prep.eval_size, True))
+
+
+def compile_init(config: ml_collections.ConfigDict, run: Run, mesh):
+  """The program that initializes a fresh train state (replicated over the mesh)."""
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return compile_rarely(lambda: init_state(run.model, run.tx, run.prep.image_size, config.seed,
+                                           bool(config.ema_decay)), out_shardings=replicated)
+
+
+def stage_buckets(stages, stage: curriculum_lib.Stage, mix: bool) -> list[int]:
+  """The image sizes ``stage`` trains at: its own, or with ``bucket_mix`` every size so far."""
+  return (curriculum_lib.bucket_sizes(stages[:stage.index + 1]) if mix and stage.index
+          else [stage.image_size])
+
+
 def bucket_at(stages, stage: curriculum_lib.Stage, step: int, seed: int, mix: bool) -> int:
   """The image size step ``step`` trains at: the stage's, or with ``bucket_mix`` a random one of
   the stage sizes so far — drawn from (seed, step), so every host picks the same."""
@@ -262,8 +315,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   group = resolve_bn_group_size(config.bn_group_size, jax.device_count(), family)
   mesh = make_mesh(group)
   run = build_run(config, info, mesh)
-  mcfg, model, prep, stages, tx, learning_rate, abstract_state = (
-      run.mcfg, run.model, run.prep, run.stages, run.tx, run.learning_rate, run.abstract_state)
+  mcfg, prep, stages, tx, abstract_state = (
+      run.mcfg, run.prep, run.stages, run.tx, run.abstract_state)
   plan, total_steps = run.plan, run.plan.total_steps
   ema = bool(config.ema_decay)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
@@ -281,8 +334,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     state, _ = ckpt_lib.restore(manager, latest, abstract_state)
     _log(f'resumed from {manager.directory} step {latest}')
   else:
-    state = jax.jit(lambda: init_state(model, tx, prep.image_size, config.seed, ema),
-                    out_shardings=replicated)()
+    state = compile_init(config, run, mesh)()
     if config.init_from:
       state = start_from(state, config.init_from, mcfg, tx, replicated, writer)
   start_step = int(jax.device_get(state.step))
@@ -310,15 +362,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """The stage's train step at image size ``bucket``, compiled exactly once (and logged)."""
     key = program_key(stage, bucket)
     if key not in programs:
-      stage_model = build_model(dataclasses.replace(mcfg, dropout_rate=stage.dropout_rate))
-      step_cfg = train_step_config(config, info.num_classes, prep, stage, bucket)
-      jitted = make_train_step(mesh, stage_model, tx, learning_rate, step_cfg)
       t0 = time.time()
-      programs[key] = jitted.lower(
-          abstract_state, abstract_batch(
-              mesh, stage.batch_size, stage.image_size,
-              dtype=jnp.uint8 if prep.augment_on_device else jnp.float32),
-          rng).compile()
+      programs[key] = lower_train_step(config, run, info.num_classes, mesh, stage, bucket,
+                                       rng).compile()
       barrier(f'compiled/train/{len(programs)}')  # the processes compile at their own pace
       writer.write(None, {}, event='compile', fn='train_step', image_size=bucket,
                    batch_size=stage.batch_size, stage=stage.index + 1,
@@ -326,14 +372,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return programs[key]
 
   eval_programs: dict[int, Any] = {}
-  eval_jitted = make_eval_step(mesh, model)
 
   def eval_program():
     if not eval_programs:
-      variables = {'params': abstract_state.params, 'batch_stats': abstract_state.batch_stats}
       t0 = time.time()
-      eval_programs[0] = eval_jitted.lower(
-          variables, abstract_batch(mesh, plan.eval_batch_size, prep.eval_size, True)).compile()
+      eval_programs[0] = lower_eval_step(run, mesh).compile()
       barrier('compiled/eval')
       writer.write(None, {}, event='compile', fn='eval_step', image_size=prep.eval_size,
                    batch_size=plan.eval_batch_size, seconds=round(time.time() - t0, 3))
@@ -391,9 +434,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # does not compile the stages it has finished).
     t0 = time.time()
     for stage in stages[curriculum_lib.stage_at(stages, start_step).index:]:
-      buckets = (curriculum_lib.bucket_sizes(stages[:stage.index + 1]) if mix and stage.index
-                 else [stage.image_size])
-      for bucket in buckets:
+      for bucket in stage_buckets(stages, stage, mix):
         train_program(stage, bucket)
     if len(programs) > 1:
       _log(f'compiled {len(programs)} train-step programs in {time.time() - t0:.1f} s')

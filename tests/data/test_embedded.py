@@ -42,3 +42,27 @@ def test_missing_idx_files_say_what_to_do(tmp_path, monkeypatch):
   monkeypatch.setenv(embedded.DIR_ENV_VAR, str(tmp_path / 'nowhere'))
   with pytest.raises(DataError, match='apt-get install dataset-fashion-mnist'):
     dataset_info(DataConfig(data_dir=str(tmp_path / 'tfds')))
+
+
+def test_in_memory_shards_are_read_once_per_process(embedded_data_dir, monkeypatch):
+  """The last two in-memory shards are kept: runs one after another in a process (an
+  ablation's rows) read the embedded train and test splits once."""
+  import collections
+
+  from effnet_jax.data import tfds_data
+  builder = embedded.fashion_mnist_builder(embedded_data_dir)
+  reads = []
+  read = tfds_data.TfdsSplit._read
+  monkeypatch.setattr(tfds_data.TfdsSplit, '_read',
+                      lambda self, subsplit: reads.append(str(subsplit)) or read(self, subsplit))
+  monkeypatch.setattr(tfds_data, '_LOADED', collections.OrderedDict())
+  shard = lambda split: tfds_data.TfdsSplit(builder, split, cache=True).shard(0, 1)
+  first = shard('test[:64]')
+  assert shard('test[:64]') is first and len(reads) == 1
+  assert first.num_examples == 64
+  shard('test[64:96]')
+  shard('test[:64]')  # still held
+  assert len(reads) == 2
+  shard('test[96:128]')  # evicts test[64:96], the least recently used
+  shard('test[64:96]')
+  assert len(reads) == 4

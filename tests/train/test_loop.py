@@ -230,3 +230,24 @@ def test_missing_data_set_is_a_clear_error(tmp_path):
                        ['--config.data.source=tfds', '--config.data.name=imagenet2012'])
   assert code != 0 and "'imagenet2012' is not prepared" in out and 'manual_dir' in out, out
   assert 'Traceback' not in out
+
+
+def test_rarely_run_programs_compile_at_o1_to_the_same_bits():
+  """loop.compile_rarely (LLVM -O1 on the CPU) initializes a network bit for bit as jax.jit's
+  default compilation does; the finiteness check before a save is compiled once per tree."""
+  import optax
+
+  from effnet_jax.models import build_model, get_model_config
+  from effnet_jax.train import loop
+  model = build_model(get_model_config('efficientnet_b0', phi=-12.0, stages=TWO_STAGES,
+                                       num_classes=10))
+  init = lambda: loop.init_state(model, optax.sgd(0.1, momentum=0.9), 16, 0, True)
+  fast, reference = loop.compile_rarely(init)(), jax.jit(init)()
+  for x, y in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(reference),
+                  strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  programs = len(loop._FINITE_PROGRAMS)
+  assert bool(loop._all_finite(fast.params))
+  broken = jax.tree_util.tree_map(lambda x: x.at[(0,) * x.ndim].set(np.nan), fast.params)
+  assert not bool(loop._all_finite(broken))
+  assert len(loop._FINITE_PROGRAMS) == programs + 1
