@@ -25,17 +25,33 @@ import os
 from typing import Mapping
 
 MODES = ('auto', 'on', 'off')
-# The help of the entry points' (main, evaluate) --distributed, --coordinator_address,
-# --num_processes and --process_id flags (defined there: only entry points define flags).
-FLAG_HELP = {
-    'distributed': 'jax.distributed.initialize: auto = with a coordinator address or on a '
-                   'recognised cluster (Cloud TPU VM, srun, mpirun); on = always (JAX detects '
-                   'the cluster); off = never.',
-    'coordinator_address': 'HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS).',
-    'num_processes': 'Processes in the run (default: $JAX_NUM_PROCESSES).',
-    'process_id': 'This process, 0 .. num_processes - 1 (default: $JAX_PROCESS_ID).',
-}
 _GOOGLE_PCI_VENDOR = '0x1ae0'  # TPU chips on a Cloud TPU VM
+
+
+def define_flags(module_name: str):
+  """Defines the multi-process flags of an entry point (main, evaluate: only entry points
+  define flags, at import; ``module_name`` is the caller's ``__name__``, so that its ``--help``
+  lists them): ``--distributed``, ``--coordinator_address``, ``--num_processes``,
+  ``--process_id``; returns their holders in that order (the arguments of :func:`initialize`)."""
+  import sys
+
+  from absl import flags
+  if module_name == '__main__':  # absl files a script's flags under its path
+    module_name = sys.argv[0]
+  return (
+      flags.DEFINE_enum('distributed', 'auto', list(MODES),
+                        'jax.distributed.initialize: auto = with a coordinator address or on a '
+                        'recognised cluster (Cloud TPU VM, srun, mpirun); on = always (JAX '
+                        'detects the cluster); off = never.', module_name=module_name),
+      flags.DEFINE_string('coordinator_address', None,
+                          'HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS).',
+                          module_name=module_name),
+      flags.DEFINE_integer('num_processes', None,
+                           'Processes in the run (default: $JAX_NUM_PROCESSES).',
+                           module_name=module_name),
+      flags.DEFINE_integer('process_id', None,
+                           'This process, 0 .. num_processes - 1 (default: $JAX_PROCESS_ID).',
+                           module_name=module_name))
 
 
 class ClusterError(ValueError):

@@ -36,13 +36,7 @@ _BEST = flags.DEFINE_boolean('best', False, 'use the best checkpoint by eval/top
 _BATCH = flags.DEFINE_integer('batch_size', 0, 'eval batch size (default: the run\'s)')
 _JSON = flags.DEFINE_boolean('json', False, 'one JSON object per size')
 # A multi-process evaluation (every host of a TPU pod, launch/tpu_pod.sh evaluate): as in main.
-_DISTRIBUTED = flags.DEFINE_enum('distributed', 'auto', list(distributed.MODES),
-                                 distributed.FLAG_HELP['distributed'])
-_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
-                                   distributed.FLAG_HELP['coordinator_address'])
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
-                                      distributed.FLAG_HELP['num_processes'])
-_PROCESS_ID = flags.DEFINE_integer('process_id', None, distributed.FLAG_HELP['process_id'])
+_DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = distributed.define_flags(__name__)
 
 
 def main(argv) -> int:

@@ -45,13 +45,7 @@ except _FLAG_ERRORS as error:
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('workdirs', 'default'),
                                'Directory for checkpoints and metrics (resumed if it has any); '
                                'shared storage for a multi-host run.')
-_DISTRIBUTED = flags.DEFINE_enum('distributed', 'auto', list(distributed.MODES),
-                                 distributed.FLAG_HELP['distributed'])
-_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
-                                   distributed.FLAG_HELP['coordinator_address'])
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
-                                      distributed.FLAG_HELP['num_processes'])
-_PROCESS_ID = flags.DEFINE_integer('process_id', None, distributed.FLAG_HELP['process_id'])
+_DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = distributed.define_flags(__name__)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

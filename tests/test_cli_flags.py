@@ -18,9 +18,22 @@ def _modules(*folders):
           yield module.removesuffix('.__init__'), ast.parse(open(path).read(), path)
 
 
+def _at_import(tree):
+  """The nodes a module runs when imported (function bodies excluded: a helper such as
+  distributed.define_flags defines flags only when an entry point calls it)."""
+  pending = list(ast.iter_child_nodes(tree))
+  while pending:
+    node = pending.pop()
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+      continue
+    yield node
+    pending.extend(ast.iter_child_nodes(node))
+
+
 def _defines_flags(tree) -> bool:
   return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-             and node.func.attr.startswith('DEFINE') for node in ast.walk(tree))
+             and (node.func.attr.startswith('DEFINE') or node.func.attr == 'define_flags')
+             for node in _at_import(tree))
 
 
 def _imports(tree):

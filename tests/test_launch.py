@@ -74,36 +74,36 @@ def test_slurm_script_needs_a_workdir(tmp_path):
   assert result.returncode != 0 and 'give --workdir' in result.stderr
 
 
-def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
+def tpu_pod(tmp_path, *args):
+  """``launch/tpu_pod.sh ARGS`` against a gcloud that records its calls: (result, calls)."""
   log = tmp_path / 'calls'
   stub(tmp_path, 'gcloud', f'args="$*"\necho "gcloud ${{args//$\'\\n\'/ }}" >> {log}\n')
   env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', ZONE='us-central2-b',
              TPU_NAME='pod-a')
-  result = subprocess.run(['bash', 'launch/tpu_pod.sh', 'start', '--', '--config',
-                           'configs/efficientnet_b0.py', '--workdir', 'gs://bucket/b0'],
-                          cwd=REPO, env=env, capture_output=True, text=True)
+  result = subprocess.run(['bash', 'launch/tpu_pod.sh', *args], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+  return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
+  result, calls = tpu_pod(tmp_path, 'start', '--', '--config', 'configs/efficientnet_b0.py',
+                          '--workdir', 'gs://bucket/b0')
   assert result.returncode == 0, result.stderr
-  (call,) = log.read_text().splitlines()
+  (call,) = calls
   assert call.startswith('gcloud compute tpus tpu-vm ssh pod-a --worker=all')
   assert ('-m effnet_jax.main --config configs/efficientnet_b0.py --workdir gs://bucket/b0 '
           '--config.compilation_cache_dir=gs://bucket/b0/compilation_cache' in call)
   assert call.endswith('--zone=us-central2-b')
 
-  local = subprocess.run(['bash', 'launch/tpu_pod.sh', 'start', '--', '--workdir', '/tmp/run'],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+  local, _ = tpu_pod(tmp_path, 'start', '--', '--workdir', '/tmp/run')
   assert local.returncode == 2 and 'must be a bucket' in local.stderr
 
 
 def test_tpu_pod_evaluate_runs_on_every_worker(tmp_path):
-  log = tmp_path / 'calls'
-  stub(tmp_path, 'gcloud', f'args="$*"\necho "gcloud ${{args//$\'\\n\'/ }}" >> {log}\n')
-  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', ZONE='us-central2-b',
-             TPU_NAME='pod-a')
-  result = subprocess.run(['bash', 'launch/tpu_pod.sh', 'evaluate', '--', '--workdir',
-                           'gs://bucket/b0', '--image-sizes', '224,256'],
-                          cwd=REPO, env=env, capture_output=True, text=True)
+  result, calls = tpu_pod(tmp_path, 'evaluate', '--', '--workdir', 'gs://bucket/b0',
+                          '--image-sizes', '224,256')
   assert result.returncode == 0, result.stderr
-  (call,) = log.read_text().splitlines()
+  (call,) = calls
   assert call.startswith('gcloud compute tpus tpu-vm ssh pod-a --worker=all')
   # (quoted with printf %q for the worker's shell, which reads 224\\,256 as 224,256)
   assert '-m effnet_jax.evaluate --workdir gs://bucket/b0 --image-sizes 224\\,256' in call

@@ -1,6 +1,7 @@
 """The multi-host code path on one machine: 2 processes x 2 CPU devices, started by
 launch/local_multiprocess.sh, train step for step what 1 process x 4 devices trains, on an image
 folder with a corrupt JPEG (skipped and counted); the preemption agreement."""
+import contextlib
 import json
 import os
 import signal
@@ -144,24 +145,32 @@ print('saving after step', step, flush=True)
 '''
 
 
-def test_processes_agree_on_the_preemption_step():
-  """SIGTERM to one process of two: both stop at the same step (where the loop saves)."""
+@contextlib.contextmanager
+def two_processes(script, stderr=subprocess.DEVNULL):
+  """``script`` run by 2 processes (argv: coordinator address, process id; 1 CPU device each),
+  killed if still running afterwards."""
   port = subprocess.run([sys.executable, '-c', 'import socket; s = socket.socket(); '
                          's.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'],
                         capture_output=True, text=True, check=True).stdout.strip()
-  procs = [subprocess.Popen([sys.executable, '-c', AGREE, f'127.0.0.1:{port}', str(i)],
+  procs = [subprocess.Popen([sys.executable, '-c', script, f'127.0.0.1:{port}', str(i)],
                             cwd=REPO, env=environment(devices=1), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=stderr, text=True)
            for i in range(2)]
   try:
-    for proc in procs:
-      assert proc.stdout.readline().strip() == 'ready'
-    procs[1].send_signal(signal.SIGTERM)
-    outs = [proc.communicate(timeout=120)[0] for proc in procs]
+    yield procs
   finally:
     for proc in procs:
       if proc.poll() is None:
         proc.kill()
+
+
+def test_processes_agree_on_the_preemption_step():
+  """SIGTERM to one process of two: both stop at the same step (where the loop saves)."""
+  with two_processes(AGREE) as procs:
+    for proc in procs:
+      assert proc.stdout.readline().strip() == 'ready'
+    procs[1].send_signal(signal.SIGTERM)
+    outs = [proc.communicate(timeout=120)[0] for proc in procs]
   assert [proc.returncode for proc in procs] == [0, 0], outs
   assert outs[0].startswith('saving after step') and outs[0] == outs[1], outs
 
@@ -206,19 +215,8 @@ for private_api in (True, False):  # the coordination service's barrier, then th
 def test_barrier_waits_for_every_process():
   """distributed.barrier, through JAX's coordination client and through its fallback (a device
   collective, for a JAX without that private client): the early process waits for the late."""
-  port = subprocess.run([sys.executable, '-c', 'import socket; s = socket.socket(); '
-                         's.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'],
-                        capture_output=True, text=True, check=True).stdout.strip()
-  procs = [subprocess.Popen([sys.executable, '-c', BARRIER, f'127.0.0.1:{port}', str(i)],
-                            cwd=REPO, env=environment(devices=1), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-           for i in range(2)]
-  try:
+  with two_processes(BARRIER, stderr=subprocess.STDOUT) as procs:
     outs = [proc.communicate(timeout=120)[0] for proc in procs]
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
   assert [proc.returncode for proc in procs] == [0, 0], outs
   times = [{line.split()[1]: float(line.split()[-1]) for line in out.splitlines()
             if line.startswith('passed')} for out in outs]
