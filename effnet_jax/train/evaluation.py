@@ -18,7 +18,7 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   from effnet_jax.train import checkpoint as ckpt_lib
   from effnet_jax.distributed import barrier
   from effnet_jax.train import loop
-  from effnet_jax.train.step import make_eval_step, make_mesh
+  from effnet_jax.train.step import make_mesh
 
   manager = ckpt_lib.create_manager(workdir, keep=1000, async_save=False)
   if not manager.all_steps():
@@ -42,7 +42,6 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   built = loop.build_run(config, info, mesh)
   state, _ = ckpt_lib.restore(manager, step, built.abstract_state)
   manager.close()
-  eval_jitted = make_eval_step(mesh, built.model)
   batch = batch_size or built.plan.eval_batch_size
   batch = -(-batch // jax.device_count()) * jax.device_count()
   targets = [('eval', {'params': state.params, 'batch_stats': state.batch_stats})]
@@ -55,8 +54,7 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
     row = {'image_size': size, 'step': step}
     # Compiled before the first batch, then the processes line up (as the trainer does): the
     # first cross-process collective must not wait for a slower host's compilation.
-    eval_step = eval_jitted.lower(
-        targets[0][1], loop.abstract_batch(mesh, batch, size, eval_mode=True)).compile()
+    eval_step = loop.lower_eval_step(built, mesh, batch, size).compile()
     barrier(f'evaluate/compiled/{size}')
     t0 = time.time()
     for prefix, variables in targets:

@@ -260,10 +260,13 @@ def lower_train_step(config: ml_collections.ConfigDict, run: Run, num_classes: i
                       abstract_batch(mesh, stage.batch_size, stage.image_size, dtype=dtype), rng)
 
 
-def lower_eval_step(run: Run, mesh) -> jax.stages.Lowered:
+def lower_eval_step(run: Run, mesh, batch_size: int = 0, image_size: int = 0
+                    ) -> jax.stages.Lowered:
+  """The eval step, traced and lowered for the run's weights and eval batches (by default the
+  run's eval batch size and image size; ``effnet_jax.evaluate`` gives others)."""
   variables = {'params': run.abstract_state.params, 'batch_stats': run.abstract_state.batch_stats}
-  return make_eval_step(mesh, run.model).lower(
-      variables, abstract_batch(mesh, run.plan.eval_batch_size, run.prep.eval_size, True))
+  return make_eval_step(mesh, run.model).lower(variables, abstract_batch(
+      mesh, batch_size or run.plan.eval_batch_size, image_size or run.prep.eval_size, True))
 
 
 def compile_init(config: ml_collections.ConfigDict, run: Run, mesh):
