@@ -10,15 +10,23 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ['XLA_FLAGS'] = ' '.join(
     [os.environ.get('XLA_FLAGS', ''), '--xla_force_host_platform_device_count=4']).strip()
 
-# One persistent XLA compilation cache for the whole session, shared with the subprocesses the
-# tests start and with the pytest-xdist workers (through the environment: the controller creates
-# it, the workers inherit it): the trainer tests build the same tiny programs again and again (a
-# fresh run, its resumed twin, the reference run of a SIGKILL test), and on a 2-core CI machine
-# compiling them dominates the suite. Compile events are still logged and counted.
-_OWN_CACHE = 'EFFNET_JAX_TEST_XLA_CACHE' not in os.environ
-if _OWN_CACHE:
-  os.environ['EFFNET_JAX_TEST_XLA_CACHE'] = tempfile.mkdtemp(prefix='effnet_jax_tests_xla_cache_')
-_XLA_CACHE = os.environ['EFFNET_JAX_TEST_XLA_CACHE']
+
+def _session_dir(variable: str, prefix: str) -> str:
+  """A temporary directory for the whole session, shared with the pytest-xdist workers and the
+  subprocesses the tests start through the environment ``variable``: the controller creates it
+  when it imports this file (before the workers start) and removes it at exit; the others
+  inherit it."""
+  if variable not in os.environ:
+    os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, os.environ[variable], ignore_errors=True)
+  return os.environ[variable]
+
+
+# One persistent XLA compilation cache for the whole session: the trainer tests build the same
+# tiny programs again and again (a fresh run, its resumed twin, the reference run of a SIGKILL
+# test), and on a 2-core CI machine compiling them dominates the suite. Compile events are still
+# logged and counted.
+_XLA_CACHE = _session_dir('EFFNET_JAX_TEST_XLA_CACHE', 'effnet_jax_tests_xla_cache_')
 os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '-1'
@@ -35,13 +43,9 @@ jax.config.update('jax_default_matmul_precision', 'highest')
 jax.config.update('jax_compilation_cache_dir', _XLA_CACHE)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
-if _OWN_CACHE:
-  atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
 
-# Likewise one prepared embedded data set for the session and all workers (see embedded_data_dir).
-if 'EFFNET_JAX_TEST_DATA' not in os.environ:
-  os.environ['EFFNET_JAX_TEST_DATA'] = tempfile.mkdtemp(prefix='effnet_jax_tests_data_')
-  atexit.register(shutil.rmtree, os.environ['EFFNET_JAX_TEST_DATA'], ignore_errors=True)
+# Likewise one embedded data set, prepared once for the session (see embedded_data_dir).
+_DATA = _session_dir('EFFNET_JAX_TEST_DATA', 'effnet_jax_tests_data_')
 
 
 import pytest  # noqa: E402
@@ -62,9 +66,8 @@ def embedded_data_dir():
   import fcntl
 
   from effnet_jax.data import embedded
-  shared = os.environ['EFFNET_JAX_TEST_DATA']
-  data_dir = os.path.join(shared, 'tfds')
-  with open(os.path.join(shared, 'tfds.lock'), 'w') as lock:
+  data_dir = os.path.join(_DATA, 'tfds')
+  with open(os.path.join(_DATA, 'tfds.lock'), 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     embedded.fashion_mnist_builder(data_dir)
   return data_dir
