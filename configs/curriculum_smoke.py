@@ -9,7 +9,7 @@ one epoch in all. Prints the schedule table at start; metrics.jsonl holds one co
 stage and train/image_size per log step.
 Expected: 67.5 % test top-1 after its single epoch (a smoke test, not a result; the run is
 deterministic), 3 train-step compilations. Measured 2026-11-26 alone on a 2-core AMD EPYC VM:
-wall time 01:38 (real 1m49s) with the data set prepared, real 2m05s on a fresh machine
+wall time 01:26 (real 1m38s) with the data set prepared, real 2m05s on a fresh machine
 (including the TFDS preparation of the embedded data set); ahead-of-time compilation of the 3
 programs took 44 s of it.
 """
