@@ -132,6 +132,13 @@ def run_gradcam(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   if not weights:
     raise ValueError('gradcam: set --config.weights=DIR[,DIR...] (pretrained directories or '
                      'training workdirs)')
+  absent = [w for w in weights if not os.path.isdir(w)]
+  if absent:
+    raise FileNotFoundError(
+        f'gradcam: no such weights directory: {", ".join(absent)}. The small-scale default is '
+        'the scaling experiment\'s models: run `python -m effnet_jax.tools.ablate --config '
+        'configs/ablations/scaling.py --workdir workdirs/ablations/scaling` first (from the '
+        'same directory), or set --config.weights=DIR[,DIR...]')
   paths = [p.strip() for p in config.images.split(',') if p.strip()] or export_eval_images(
       config.data, config.num_images, os.path.join(workdir, 'images'))
   missing = [p for p in paths if not os.path.exists(p)]

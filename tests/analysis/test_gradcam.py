@@ -55,3 +55,8 @@ def test_grid_of_models_on_files(tmp_path, tiny_pretrained, image_files):
   config.images = image_files[0] + ',missing.png'
   with pytest.raises(FileNotFoundError, match='missing.png'):
     gradcam.run_gradcam(config, str(tmp_path))
+  config.images = image_files[0]
+  config.weights = weights + ',' + str(tmp_path / 'no_such_run')
+  with pytest.raises(FileNotFoundError, match=r'no such weights directory: .*no_such_run\. '
+                                              r'(.|\n)*configs/ablations/scaling.py'):
+    gradcam.run_gradcam(config, str(tmp_path))
