@@ -13,7 +13,7 @@ results.csv and compound_search.png.
 Expected: the six φ = 1 models within ~1-2 % of one another at this scale (the search cannot
 separate them reliably in 240 steps); the paper found (1.2, 1.1, 1.15). Measured 2026-11-26:
 74.50-75.97 %, best (1, 1.2, 1.15), the paper's triple 75.64; best at φ = 2 76.14
-(docs/ablations.md); 5:46 on an idle 2-core VM.
+(docs/ablations.md); 5:17 on an idle 2-core VM.
 """
 from effnet_jax.analysis.configs import experiment, scale_of, train_config
 
