@@ -85,25 +85,29 @@ def tpu_pod(tmp_path, *args):
   return result, log.read_text().splitlines() if log.exists() else []
 
 
-def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
-  result, calls = tpu_pod(tmp_path, 'start', '--', '--config', 'configs/efficientnet_b0.py',
-                          '--workdir', 'gs://bucket/b0')
+def pod_command(tmp_path, *args) -> str:
+  """``launch/tpu_pod.sh ARGS``, which must succeed with one ssh to every worker of the slice in
+  the zone: the command that ssh runs."""
+  result, calls = tpu_pod(tmp_path, *args)
   assert result.returncode == 0, result.stderr
   (call,) = calls
   assert call.startswith('gcloud compute tpus tpu-vm ssh pod-a --worker=all')
+  assert call.endswith('--zone=us-central2-b')
+  return call
+
+
+def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
+  call = pod_command(tmp_path, 'start', '--', '--config', 'configs/efficientnet_b0.py',
+                     '--workdir', 'gs://bucket/b0')
   assert ('-m effnet_jax.main --config configs/efficientnet_b0.py --workdir gs://bucket/b0 '
           '--config.compilation_cache_dir=gs://bucket/b0/compilation_cache' in call)
-  assert call.endswith('--zone=us-central2-b')
 
   local, _ = tpu_pod(tmp_path, 'start', '--', '--workdir', '/tmp/run')
   assert local.returncode == 2 and 'must be a bucket' in local.stderr
 
 
 def test_tpu_pod_evaluate_runs_on_every_worker(tmp_path):
-  result, calls = tpu_pod(tmp_path, 'evaluate', '--', '--workdir', 'gs://bucket/b0',
-                          '--image-sizes', '224,256')
-  assert result.returncode == 0, result.stderr
-  (call,) = calls
-  assert call.startswith('gcloud compute tpus tpu-vm ssh pod-a --worker=all')
+  call = pod_command(tmp_path, 'evaluate', '--', '--workdir', 'gs://bucket/b0',
+                     '--image-sizes', '224,256')
   # (quoted with printf %q for the worker's shell, which reads 224\\,256 as 224,256)
   assert '-m effnet_jax.evaluate --workdir gs://bucket/b0 --image-sizes 224\\,256' in call
