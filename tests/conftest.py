@@ -157,15 +157,15 @@ def tiny_pretrained(tmp_path, tiny_backbone):
 
   def make(num_classes=1000, class_names=None, name='weights', model='efficientnet_b0',
            shape=None, **overrides):
-    backbone = tiny_backbone(model, **(shape or {}))
+    shape = shape or {}
+    backbone = tiny_backbone(model, **shape)
     rng = np.random.default_rng(0)
     head = backbone['params']['head_conv']['conv']['kernel'].shape[-1]
     classifier = {'kernel': 4 * random_weight(rng, (head, num_classes)),
                   'bias': random_weight(rng, (num_classes,))}
     variables = dict(backbone, params=dict(backbone['params'], classifier=classifier))
     return save_pretrained(str(tmp_path / name), model, variables,
-                           dict(TINY[model], **(shape or {}), num_classes=num_classes,
-                                **overrides),
+                           dict(TINY[model], **shape, num_classes=num_classes, **overrides),
                            source={'framework': 'test'}, class_names=class_names)
 
   return make

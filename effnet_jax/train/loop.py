@@ -148,11 +148,10 @@ def _last_good(manager) -> str:
 
 def compile_rarely(fn, *args, out_shardings=None):
   """``jax.jit(fn)`` compiled for ``args``, for a program that runs once or rarely (the
-  initialization). On the CPU it is compiled at LLVM -O1
-  instead of XLA's default -O3: initializing a network compiles one random-number kernel per
-  parameter, which at -O3 took 12-15 s of a small training run (EfficientNet-B0 phi=-12) and at
-  -O1 takes 5 s, for the same bits (tests/train/test_loop.py checks). Other backends compile as
-  usual."""
+  initialization). On the CPU it is compiled at LLVM -O1 instead of XLA's default -O3:
+  initializing a network compiles one random-number kernel per parameter, which at -O3 took
+  12-15 s of a small training run (EfficientNet-B0 phi=-12) and at -O1 takes 5 s, for the same
+  bits (tests/train/test_loop.py checks). Other backends compile as usual."""
   options = {'xla_backend_optimization_level': 1} if jax.default_backend() == 'cpu' else None
   jitted = jax.jit(fn) if out_shardings is None else jax.jit(fn, out_shardings=out_shardings)
   return jitted.lower(*args).compile(compiler_options=options)
