@@ -156,3 +156,14 @@ def initialize(mode: str = 'auto', coordinator_address: str | None = None,
   import jax
   jax.distributed.initialize(**arguments)
   return True
+
+
+def all_processes(flag: bool) -> bool:
+  """Whether ``flag`` holds on every process (a decision every process must take alike, e.g.
+  which checkpoint step restored); the flag itself in a single-process run."""
+  import jax
+  if jax.process_count() == 1:
+    return flag
+  import numpy as np
+  from jax.experimental import multihost_utils
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(flag, np.int32))))

@@ -45,6 +45,9 @@ except _FLAG_ERRORS as error:
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('workdirs', 'default'),
                                'Directory for checkpoints and metrics (resumed if it has any); '
                                'shared storage for a multi-host run.')
+_ALLOW_CHANGES = flags.DEFINE_list(
+    'allow_changes', [], 'Config keys (or sections such as schedule, or all) in which a resumed '
+    "run may differ from its checkpoint's run description, e.g. num_epochs for a longer run.")
 _DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = distributed.define_flags(__name__)
 
 
@@ -64,11 +67,12 @@ def main(argv) -> int:
   from effnet_jax.data import DataError
   from effnet_jax.train.checkpoint import CheckpointError
   from effnet_jax.train.loop import train_and_evaluate
+  from effnet_jax.train.metrics import MetricsError
   try:
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
                            _PROCESS_ID.value)
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (DataError, ValueError, FloatingPointError, CheckpointError) as error:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value, _ALLOW_CHANGES.value)
+  except (DataError, ValueError, FloatingPointError, CheckpointError, MetricsError) as error:
     # Bad input (config, cluster, data, checkpoint), a diverged run or a full disk: the message
     # says what to do.
     if flags.FLAGS['verbosity'].present:

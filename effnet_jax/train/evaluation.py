@@ -12,35 +12,40 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
 
   import jax
   import ml_collections
-  import orbax.checkpoint as ocp
 
   from effnet_jax import data as data_lib
+  from effnet_jax.distributed import all_processes, barrier
   from effnet_jax.train import checkpoint as ckpt_lib
-  from effnet_jax.distributed import barrier
   from effnet_jax.train import loop
+  from effnet_jax.train.metrics import eval_scores
   from effnet_jax.train.step import make_mesh
 
-  manager = ckpt_lib.create_manager(workdir, keep=1000, async_save=False)
-  if not manager.all_steps():
+  manager = ckpt_lib.open_reader(workdir)  # read-only: safe beside the run that is saving
+  steps = ckpt_lib.finished_steps(str(manager.directory))
+  if not steps:
     raise FileNotFoundError(f'no checkpoints in {manager.directory}')
+  candidates = None  # the newest that restores
   if best:
-    from effnet_jax.train.metrics import read_metrics
-    scores = {r['step']: r['eval/top1'] for r in read_metrics(workdir)
-              if 'eval/top1' in r and r.get('step') in manager.all_steps()}
+    scores = {s: v for s, v in eval_scores(workdir).items() if s in steps}
     if not scores:
       raise ValueError(f'no evaluated checkpoint in {manager.directory} for --best')
-    step = max(scores, key=scores.get)
-  step = manager.latest_step() if step is None else step
-  if step not in manager.all_steps():
-    raise ValueError(f'no checkpoint step {step} in {manager.directory}; '
-                     f'steps: {list(manager.all_steps())}')
-  run = manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))['run']
+    candidates = sorted(scores, key=lambda s: (scores[s], s), reverse=True)  # then the next best
+  elif step is not None:
+    if step not in steps:
+      raise ValueError(f'no checkpoint step {step} in {manager.directory}; steps: {steps}')
+    candidates = [step]
+  # The run description of the first candidate that reads, then the state of the first one
+  # from there on that restores (a step that does not is reported and skipped).
+  step, run = ckpt_lib.restore_intact(manager, lambda s: ckpt_lib.read_run(manager, s),
+                                      candidates, agree=all_processes)
   config = ml_collections.ConfigDict(run['config'])
   data_config = data_lib.DataConfig(**config.data.to_dict())
-  info = data_lib.dataset_info(data_config)
   mesh = make_mesh(1)  # per-device statistics: eval uses running statistics only
-  built = loop.build_run(config, info, mesh)
-  state, _ = ckpt_lib.restore(manager, step, built.abstract_state)
+  built = loop.build_run(config, data_lib.dataset_info(data_config), mesh)
+  order = candidates or sorted(steps, reverse=True)
+  step, state = ckpt_lib.restore_intact(
+      manager, lambda s: ckpt_lib.restore(manager, s, built.abstract_state)[0],
+      order[order.index(step):], agree=all_processes)
   manager.close()
   batch = batch_size or built.plan.eval_batch_size
   batch = -(-batch // jax.device_count()) * jax.device_count()

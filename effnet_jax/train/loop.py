@@ -6,11 +6,12 @@ come from process 0, checkpoints are collective.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,13 +20,14 @@ import numpy as np
 
 from effnet_jax import data as data_lib
 from effnet_jax.config import set_overrides
-from effnet_jax.distributed import barrier
+from effnet_jax.distributed import all_processes, barrier
 from effnet_jax.models import ModelConfig, build_model, get_model_config
 from effnet_jax.train import checkpoint as ckpt_lib
 from effnet_jax.train import curriculum as curriculum_lib
 from effnet_jax.train import finetune as finetune_lib
 from effnet_jax.train import optim
-from effnet_jax.train.metrics import MetricWriter, ProgressBar, format_duration
+from effnet_jax.train.metrics import (MetricsError, MetricWriter, ProgressBar, eval_scores,
+                                      format_duration)
 from effnet_jax.train.preemption import PreemptionNotice
 from effnet_jax.train.step import (BATCH_SPEC, TrainState, TrainStepConfig, bn_axis_name,
                                    global_batch, make_eval_step, make_mesh, make_train_step,
@@ -144,6 +146,50 @@ def _last_good(manager) -> str:
   if latest is None:
     return f'There is no checkpoint in {manager.directory} yet.'
   return f'The last good checkpoint is step {latest} in {manager.directory}.'
+
+
+@contextlib.contextmanager
+def finishing_saves(manager):
+  """On an error inside, the save in flight is finished before the error leaves (what was
+  trained up to it is kept); a metrics write error is reported with the checkpoint to go on
+  from."""
+  try:
+    yield
+  except BaseException as error:
+    try:
+      ckpt_lib.wait_until_finished(manager)
+    except ckpt_lib.CheckpointError:
+      pass  # the error inside comes first; the latest complete checkpoint is still intact
+    if isinstance(error, MetricsError):
+      raise MetricsError(f'{error}. {_last_good(manager)} Rerunning the same command resumes '
+                         'from it once the storage takes writes again.') from error
+    raise
+
+
+def restore_latest(manager, abstract_state: TrainState, run_info: dict[str, Any],
+                   allow_changes: Sequence[str], workdir: str) -> tuple[int, TrainState, list]:
+  """``(step, state, allowed changes)`` of the newest checkpoint that restores (a step that
+  does not is reported and moved aside), after checking that it is this config's run."""
+  def restore_step(step: int):
+    changes = ckpt_lib.check_same_run(ckpt_lib.read_run(manager, step), run_info, allow_changes,
+                                      f'{workdir} (checkpoint step {step})')
+    return ckpt_lib.restore(manager, step, abstract_state)[0], changes
+  step, (state, changes) = ckpt_lib.restore_intact(manager, restore_step, move_bad=True,
+                                                   agree=all_processes)
+  return step, state, changes
+
+
+def check_eval_data(info: data_lib.DatasetInfo, data_config: data_lib.DataConfig,
+                    first_batch) -> None:
+  """Fails before the first step where the evaluation at the end would: no eval split, or one
+  whose first batch does not read."""
+  if not info.num_eval_examples:
+    where = ('data.eval_folder is not set' if data_config.source == 'folder'
+             else f'the eval split {data_config.eval_split!r} is empty')
+    raise data_lib.DataError(f'no eval examples: {where}. The run evaluates at its end (and '
+                             'every eval_every_epochs); give it labelled images of the same '
+                             'classes to evaluate on.')
+  next(first_batch())
 
 
 def compile_rarely(fn, *args, out_shardings=None):
@@ -304,9 +350,12 @@ def enable_compilation_cache(directory: str) -> None:
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_changes: Sequence[str] = ()) -> dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and evaluates.
 
+  A resumed run must have the checkpoint's run description (data, classes, model, schedule,
+  ...); ``allow_changes`` names the config keys (or sections, or 'all') that may differ.
   Returns the final metrics (``eval/top1``, ``eval_ema/top1``, ... and ``wall_seconds``).
   """
   start_time = time.time()
@@ -329,197 +378,205 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   ema = bool(config.ema_decay)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
-  writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
-  barrier('start')  # the checkpoint manager's set-up is the first collective
-  manager = ckpt_lib.create_manager(workdir, keep=config.keep_checkpoints,
-                                    async_save=config.async_checkpoints)
-  run_info = {'model': config.model, 'model_overrides': set_overrides(config),
-              'num_classes': info.num_classes, 'class_names': list(info.class_names),
-              'image_size': prep.image_size, 'eval_image_size': prep.eval_size,
-              'config': json.loads(config.to_json())}
-  latest = manager.latest_step()
-  if latest is not None:
-    state, _ = ckpt_lib.restore(manager, latest, abstract_state)
-    _log(f'resumed from {manager.directory} step {latest}')
-  else:
-    state = compile_init(config, run, mesh)()
-    if config.init_from:
-      state = start_from(state, config.init_from, mcfg, tx, replicated, writer)
-  start_step = int(jax.device_get(state.step))
-
-  params = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(state.params))
-  _log(f'{config.model}: {params:,} params, {info.num_classes} classes; '
-       f'{jax.device_count()} devices ({jax.devices()[0].platform}), '
-       f'{jax.process_count()} processes, BN groups of {group}; '
-       f'global batch {plan.global_batch_size}, {plan.total_steps} steps '
-       f'({plan.total_steps / plan.steps_per_epoch:.2f} epochs), train {prep.image_size} px, '
-       f'eval {prep.eval_size} px')
-  if len(stages) > 1:
-    _log(f'progressive learning, {len(stages)} stages (schedule {config.curriculum.schedule}'
-         f'{", bucket mix" if config.curriculum.bucket_mix else ""}):\n' +
-         curriculum_lib.format_table(stages, plan.global_batch_size, plan.steps_per_epoch))
-
-  rng = jax.random.key(config.seed + 1)
-  programs: dict[tuple, Any] = {}  # (stage settings, bucket) -> compiled train step
-
-  def program_key(stage: curriculum_lib.Stage, bucket: int) -> tuple:
-    return (stage.image_size, bucket, stage.batch_size, stage.dropout_rate, stage.mixup_alpha,
-            stage.cutmix_alpha, stage.randaug_magnitude if prep.augment_on_device else None)
-
-  def train_program(stage: curriculum_lib.Stage, bucket: int):
-    """The stage's train step at image size ``bucket``, compiled exactly once (and logged)."""
-    key = program_key(stage, bucket)
-    if key not in programs:
-      t0 = time.time()
-      programs[key] = lower_train_step(config, run, info.num_classes, mesh, stage, bucket,
-                                       rng).compile()
-      barrier(f'compiled/train/{len(programs)}')  # the processes compile at their own pace
-      writer.write(None, {}, event='compile', fn='train_step', image_size=bucket,
-                   batch_size=stage.batch_size, stage=stage.index + 1,
-                   seconds=round(time.time() - t0, 3))
-    return programs[key]
-
-  eval_programs: dict[int, Any] = {}
-
-  def eval_program():
-    if not eval_programs:
-      t0 = time.time()
-      eval_programs[0] = lower_eval_step(run, mesh).compile()
-      barrier('compiled/eval')
-      writer.write(None, {}, event='compile', fn='eval_step', image_size=prep.eval_size,
-                   batch_size=plan.eval_batch_size, seconds=round(time.time() - t0, 3))
-    return eval_programs[0]
-
   def eval_batches():
     return data_lib.eval_iterator(data_config, prep, plan.eval_batch_size,
                                   jax.process_index(), jax.process_count())
 
-  def run_eval(step: int) -> dict[str, float]:
-    results = {}
-    targets = [('eval', {'params': state.params, 'batch_stats': state.batch_stats})]
-    if ema:
-      targets.append(('eval_ema', {'params': state.ema_params,
-                                   'batch_stats': state.ema_batch_stats}))
-    compiled_eval = eval_program()
-    for prefix, variables in targets:
-      batches = eval_batches()
-      barrier(f'eval/{step}/{prefix}')  # opening a folder with on_bad_image='skip' decodes it
-      for k, v in evaluate(compiled_eval, variables, batches, mesh).items():
-        results[f'{prefix}/{k}'] = v
-    writer.write(step, results)
-    _log(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in results.items()
-                                       if k.endswith(('top1', 'top5', 'loss'))))
-    return results
+  check_eval_data(info, data_config, eval_batches)
+  writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
+  barrier('start')  # the checkpoint manager's set-up is the first collective
+  best_scores = eval_scores(workdir)  # the evaluations so far: which checkpoint is the best
+  manager = ckpt_lib.create_manager(workdir, keep=config.keep_checkpoints,
+                                    best_scores=best_scores, async_save=config.async_checkpoints)
+  with finishing_saves(manager):
+    run_info = {'model': config.model, 'model_overrides': set_overrides(config),
+                'num_classes': info.num_classes, 'class_names': list(info.class_names),
+                'image_size': prep.image_size, 'eval_image_size': prep.eval_size,
+                'config': json.loads(config.to_json())}
+    if ckpt_lib.finished_steps(str(manager.directory)):
+      latest, state, changes = restore_latest(manager, abstract_state, run_info, allow_changes,
+                                              workdir)
+      _log(f'resumed from {manager.directory} step {latest}' +
+           (f', with changes to {", ".join(changes)} (allowed)' if changes else ''))
+      if changes:
+        writer.write(None, {}, event='resumed_with_changes', resumed_step=latest, keys=changes)
+    else:
+      state = compile_init(config, run, mesh)()
+      if config.init_from:
+        state = start_from(state, config.init_from, mcfg, tx, replicated, writer)
+    start_step = int(jax.device_get(state.step))
 
-  def save(step: int, metrics=None, force=False):
-    """Saves ``state`` unless its parameters have diverged: a checkpoint is always one to
-    restart from (the loss is only checked at log steps)."""
-    if not _all_finite(state.params):
-      ckpt_lib.wait_until_finished(manager)
-      raise FloatingPointError(f'the parameters are not finite after step {step}; stopping '
-                               f'without saving. {_last_good(manager)}')
-    ckpt_lib.save(manager, step, state, run_info, metrics=metrics, force=force)
+    params = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(state.params))
+    _log(f'{config.model}: {params:,} params, {info.num_classes} classes; '
+         f'{jax.device_count()} devices ({jax.devices()[0].platform}), '
+         f'{jax.process_count()} processes, BN groups of {group}; '
+         f'global batch {plan.global_batch_size}, {plan.total_steps} steps '
+         f'({plan.total_steps / plan.steps_per_epoch:.2f} epochs), train {prep.image_size} px, '
+         f'eval {prep.eval_size} px')
+    if len(stages) > 1:
+      _log(f'progressive learning, {len(stages)} stages (schedule {config.curriculum.schedule}'
+           f'{", bucket mix" if config.curriculum.bucket_mix else ""}):\n' +
+           curriculum_lib.format_table(stages, plan.global_batch_size, plan.steps_per_epoch))
 
-  def stage_batches(stage: curriculum_lib.Stage, step: int):
-    """The stage's input pipeline, continuing the example stream where step ``step`` is."""
-    position = stage.start_position + (step - stage.start_step) * stage.batch_size
-    stage_prep = dataclasses.replace(prep, image_size=stage.image_size,
-                                     randaug_magnitude=stage.randaug_magnitude)
-    return data_lib.train_iterator(
-        data_config, stage_prep, stage.batch_size, config.seed, start_position=position,
-        process_index=jax.process_index(), process_count=jax.process_count())
+    rng = jax.random.key(config.seed + 1)
+    programs: dict[tuple, Any] = {}  # (stage settings, bucket) -> compiled train step
 
-  def report_skipped(skipped: tuple[str, ...]) -> None:
-    """Unreadable train images left out (``data.on_bad_image='skip'``): counted in the metrics."""
-    writer.write(None, {}, event='skipped_images', split='train', count=len(skipped),
-                 files=list(skipped[:5]))
-    _log(f'skipped {len(skipped)} unreadable train images (on_bad_image=skip), e.g. '
-         f'{", ".join(skipped[:3])}')
+    def program_key(stage: curriculum_lib.Stage, bucket: int) -> tuple:
+      return (stage.image_size, bucket, stage.batch_size, stage.dropout_rate, stage.mixup_alpha,
+              stage.cutmix_alpha, stage.randaug_magnitude if prep.augment_on_device else None)
 
-  mix = bool(config.curriculum.bucket_mix) and len(stages) > 1
-  if config.curriculum.aot_compile and start_step < total_steps:
-    # Every remaining stage's programs now, in the same order on every host (a resumed run
-    # does not compile the stages it has finished).
-    t0 = time.time()
-    for stage in stages[curriculum_lib.stage_at(stages, start_step).index:]:
-      for bucket in stage_buckets(stages, stage, mix):
-        train_program(stage, bucket)
-    if len(programs) > 1:
-      _log(f'compiled {len(programs)} train-step programs in {time.time() - t0:.1f} s')
+    def train_program(stage: curriculum_lib.Stage, bucket: int):
+      """The stage's train step at image size ``bucket``, compiled exactly once (and logged)."""
+      key = program_key(stage, bucket)
+      if key not in programs:
+        t0 = time.time()
+        programs[key] = lower_train_step(config, run, info.num_classes, mesh, stage, bucket,
+                                         rng).compile()
+        barrier(f'compiled/train/{len(programs)}')  # the processes compile at their own pace
+        writer.write(None, {}, event='compile', fn='train_step', image_size=bucket,
+                     batch_size=stage.batch_size, stage=stage.index + 1,
+                     seconds=round(time.time() - t0, 3))
+      return programs[key]
 
-  stage, train_batches = None, None
-  progress = ProgressBar(plan.total_steps, plan.global_batch_size, start_step,
-                         enabled=is_main and config.progress_bar)
-  last_log_time, images_since_log = time.time(), 0
-  with PreemptionNotice() as preemption:
-    for step in range(start_step, plan.total_steps):
-      current = curriculum_lib.stage_at(stages, step)
-      if current is not stage:
-        stage = current
-        train_batches = stage_batches(stage, step)
-        barrier(f'data/{step}')
-        if step == start_step and train_batches.skipped_images:  # (every stage skips the same)
-          report_skipped(train_batches.skipped_images)
-        progress.batch_size = stage.batch_size
-        if len(stages) > 1:
-          _log(f'stage {stage.index + 1}/{len(stages)} from step {step}: image {stage.image_size}'
-               f' px, batch {stage.batch_size}, RandAugment {stage.randaug_magnitude:g}, mixup '
-               f'{stage.mixup_alpha:g}, cutmix {stage.cutmix_alpha:g}, dropout '
-               f'{stage.dropout_rate:g}')
-      batch = global_batch(mesh, next(train_batches))
-      bucket = bucket_at(stages, stage, step, config.seed, mix)
-      if program_key(stage, bucket) not in programs:
-        train_program(stage, bucket)
-        progress.restart_clock(step)
-        last_log_time, images_since_log = time.time(), 0
-      state, metrics = programs[program_key(stage, bucket)](state, batch, rng)
-      done = step + 1
-      images_since_log += stage.batch_size
-      if done % config.log_every_steps == 0 or done == plan.total_steps:
-        metrics = jax.device_get(metrics)
-        if not math.isfinite(float(metrics['loss'])):
-          ckpt_lib.wait_until_finished(manager)
-          raise FloatingPointError(f'loss is {metrics["loss"]} at step {done}; stopping without '
-                                   f'saving. {_last_good(manager)}')
-        now = time.time()
-        rate = images_since_log / max(now - last_log_time, 1e-9)
-        last_log_time, images_since_log = now, 0
-        epoch = (stage.start_reference_step + (done - stage.start_step) * stage.batch_size /
-                 plan.global_batch_size) / plan.steps_per_epoch
-        extra = {'train/image_size': bucket, 'train/stage': stage.index + 1} if len(stages) > 1 \
-            else {}
-        writer.write(done, {f'train/{k}': v for k, v in metrics.items()} |
-                     {'train/images_per_sec': rate, 'train/epoch': epoch} | extra)
-        progress.update(done, float(metrics['loss']), float(metrics['learning_rate']),
-                        force=True)
-      else:
-        progress.update(done)
-      # periodic evaluations, except within the last tenth of an interval (the final one follows)
-      is_eval = (plan.eval_every_steps and done % plan.eval_every_steps == 0
-                 and plan.total_steps - done >= max(1, plan.eval_every_steps // 10))
-      if is_eval:
-        results = run_eval(done)
-        save(done, metrics={ckpt_lib.BEST_METRIC: results['eval/top1']})
-        progress.restart_clock(done)
-        last_log_time, images_since_log = time.time(), 0
-      elif done % config.checkpoint_every_steps == 0:
-        save(done)
-      if preemption.reached(done):
-        if manager.latest_step() != done:  # (not saved just above)
-          save(done, force=True)
+    eval_programs: dict[int, Any] = {}
+
+    def eval_program():
+      if not eval_programs:
+        t0 = time.time()
+        eval_programs[0] = lower_eval_step(run, mesh).compile()
+        barrier('compiled/eval')
+        writer.write(None, {}, event='compile', fn='eval_step', image_size=prep.eval_size,
+                     batch_size=plan.eval_batch_size, seconds=round(time.time() - t0, 3))
+      return eval_programs[0]
+
+    def run_eval(step: int) -> dict[str, float]:
+      results = {}
+      targets = [('eval', {'params': state.params, 'batch_stats': state.batch_stats})]
+      if ema:
+        targets.append(('eval_ema', {'params': state.ema_params,
+                                     'batch_stats': state.ema_batch_stats}))
+      compiled_eval = eval_program()
+      for prefix, variables in targets:
+        batches = eval_batches()
+        barrier(f'eval/{step}/{prefix}')  # opening a folder with on_bad_image='skip' decodes it
+        for k, v in evaluate(compiled_eval, variables, batches, mesh).items():
+          results[f'{prefix}/{k}'] = v
+      best_scores[step] = results['eval/top1']  # (kept by the next save's retention)
+      writer.write(step, results)
+      _log(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in results.items()
+                                         if k.endswith(('top1', 'top5', 'loss'))))
+      return results
+
+    def save(step: int, force=False):
+      """Saves ``state`` unless its parameters have diverged: a checkpoint is always one to
+      restart from (the loss is only checked at log steps)."""
+      if not _all_finite(state.params):
         ckpt_lib.wait_until_finished(manager)
-        _log(f'SIGTERM: saved step {done} to {manager.directory}; exiting')
-        raise Preempted(done)
-  progress.close()
-  final_step = int(jax.device_get(state.step))
-  results = run_eval(final_step)
-  if manager.latest_step() != final_step:
-    save(final_step, metrics={ckpt_lib.BEST_METRIC: results['eval/top1']}, force=True)
-  ckpt_lib.wait_until_finished(manager)
+        raise FloatingPointError(f'the parameters are not finite after step {step}; stopping '
+                                 f'without saving. {_last_good(manager)}')
+      ckpt_lib.save(manager, step, state, run_info, force=force)
+
+    def stage_batches(stage: curriculum_lib.Stage, step: int):
+      """The stage's input pipeline, continuing the example stream where step ``step`` is."""
+      position = stage.start_position + (step - stage.start_step) * stage.batch_size
+      stage_prep = dataclasses.replace(prep, image_size=stage.image_size,
+                                       randaug_magnitude=stage.randaug_magnitude)
+      return data_lib.train_iterator(
+          data_config, stage_prep, stage.batch_size, config.seed, start_position=position,
+          process_index=jax.process_index(), process_count=jax.process_count())
+
+    def report_skipped(skipped: tuple[str, ...]) -> None:
+      """Unreadable train images left out (``data.on_bad_image='skip'``): counted in the metrics."""
+      writer.write(None, {}, event='skipped_images', split='train', count=len(skipped),
+                   files=list(skipped[:5]))
+      _log(f'skipped {len(skipped)} unreadable train images (on_bad_image=skip), e.g. '
+           f'{", ".join(skipped[:3])}')
+
+    mix = bool(config.curriculum.bucket_mix) and len(stages) > 1
+    if config.curriculum.aot_compile and start_step < total_steps:
+      # Every remaining stage's programs now, in the same order on every host (a resumed run
+      # does not compile the stages it has finished).
+      t0 = time.time()
+      for stage in stages[curriculum_lib.stage_at(stages, start_step).index:]:
+        for bucket in stage_buckets(stages, stage, mix):
+          train_program(stage, bucket)
+      if len(programs) > 1:
+        _log(f'compiled {len(programs)} train-step programs in {time.time() - t0:.1f} s')
+
+    stage, train_batches = None, None
+    progress = ProgressBar(plan.total_steps, plan.global_batch_size, start_step,
+                           enabled=is_main and config.progress_bar)
+    last_log_time, images_since_log = time.time(), 0
+    with PreemptionNotice() as preemption:
+      for step in range(start_step, plan.total_steps):
+        current = curriculum_lib.stage_at(stages, step)
+        if current is not stage:
+          stage = current
+          train_batches = stage_batches(stage, step)
+          barrier(f'data/{step}')
+          if step == start_step and train_batches.skipped_images:  # (every stage skips the same)
+            report_skipped(train_batches.skipped_images)
+          progress.batch_size = stage.batch_size
+          if len(stages) > 1:
+            _log(f'stage {stage.index + 1}/{len(stages)} from step {step}: image '
+                 f'{stage.image_size} px, batch {stage.batch_size}, RandAugment '
+                 f'{stage.randaug_magnitude:g}, mixup {stage.mixup_alpha:g}, cutmix '
+                 f'{stage.cutmix_alpha:g}, dropout {stage.dropout_rate:g}')
+        batch = global_batch(mesh, next(train_batches))
+        bucket = bucket_at(stages, stage, step, config.seed, mix)
+        if program_key(stage, bucket) not in programs:
+          train_program(stage, bucket)
+          progress.restart_clock(step)
+          last_log_time, images_since_log = time.time(), 0
+        state, metrics = programs[program_key(stage, bucket)](state, batch, rng)
+        done = step + 1
+        images_since_log += stage.batch_size
+        if done % config.log_every_steps == 0 or done == plan.total_steps:
+          metrics = jax.device_get(metrics)
+          if not math.isfinite(float(metrics['loss'])):
+            ckpt_lib.wait_until_finished(manager)
+            raise FloatingPointError(f'loss is {metrics["loss"]} at step {done}; stopping '
+                                     f'without saving. {_last_good(manager)}')
+          now = time.time()
+          rate = images_since_log / max(now - last_log_time, 1e-9)
+          last_log_time, images_since_log = now, 0
+          epoch = (stage.start_reference_step + (done - stage.start_step) * stage.batch_size /
+                   plan.global_batch_size) / plan.steps_per_epoch
+          extra = ({'train/image_size': bucket, 'train/stage': stage.index + 1}
+                   if len(stages) > 1 else {})
+          writer.write(done, {f'train/{k}': v for k, v in metrics.items()} |
+                       {'train/images_per_sec': rate, 'train/epoch': epoch} | extra)
+          progress.update(done, float(metrics['loss']), float(metrics['learning_rate']),
+                          force=True)
+        else:
+          progress.update(done)
+        # periodic evaluations, except within the last tenth of an interval (the final one
+        # follows)
+        is_eval = (plan.eval_every_steps and done % plan.eval_every_steps == 0
+                   and plan.total_steps - done >= max(1, plan.eval_every_steps // 10))
+        if is_eval:
+          save(done)  # before evaluating: an evaluation that fails loses no training
+          run_eval(done)
+          progress.restart_clock(done)
+          last_log_time, images_since_log = time.time(), 0
+        elif done % config.checkpoint_every_steps == 0:
+          save(done)
+        if preemption.reached(done):
+          if manager.latest_step() != done:  # (not saved just above)
+            save(done, force=True)
+          ckpt_lib.wait_until_finished(manager)
+          _log(f'SIGTERM: saved step {done} to {manager.directory}; exiting')
+          raise Preempted(done)
+    progress.close()
+    final_step = int(jax.device_get(state.step))
+    if manager.latest_step() != final_step:
+      save(final_step, force=True)
+    results = run_eval(final_step)
+    ckpt_lib.wait_until_finished(manager)
+    results = dict(results, wall_seconds=round(time.time() - start_time, 1), step=final_step)
+    writer.write(final_step, {k: v for k, v in results.items() if k != 'step'}, final=True)
+    writer.close()
   manager.close()
-  results = dict(results, wall_seconds=round(time.time() - start_time, 1), step=final_step)
-  writer.write(final_step, {k: v for k, v in results.items() if k != 'step'}, final=True)
-  writer.close()
   summary = ', '.join(f'{k} {v:.4f}' for k, v in results.items() if k.endswith('top1'))
   _log(f'final: step {final_step}, {summary}, wall time {format_duration(results["wall_seconds"])}')
   return results

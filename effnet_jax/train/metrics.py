@@ -5,12 +5,20 @@ shared storage of a multi-host run).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import sys
 import time
 from typing import Any, TextIO
+
+_log = logging.getLogger(__name__)
+
+
+class MetricsError(RuntimeError):
+  """Metrics could not be written (a full disk, a quota, a lost mount)."""
 
 
 class MetricWriter:
@@ -18,6 +26,10 @@ class MetricWriter:
 
   Every record has ``step``; scalar names look like ``train/loss``, ``eval/top1``. Event
   records (e.g. a compilation) carry ``event`` instead of a step where they have none.
+
+  A failed write (full disk, ...) raises :class:`MetricsError`. A record torn by an earlier
+  failure or a kill stays on a line of its own: the next record starts on a new line, and
+  :func:`read_metrics` skips the torn one.
   """
 
   def __init__(self, workdir: str, enabled: bool = True, tensorboard: bool = True):
@@ -27,10 +39,16 @@ class MetricWriter:
     if not enabled:
       return
     import tensorflow as tf  # gfile and the summary writer; TF never sees an accelerator here
-    tf.io.gfile.makedirs(workdir)
-    self._jsonl = tf.io.gfile.GFile(os.path.join(workdir, 'metrics.jsonl'), 'a')
-    if tensorboard:
-      self._tb = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+    self._workdir = workdir
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+    with _reporting_errors(workdir):
+      tf.io.gfile.makedirs(workdir)
+      torn = _ends_torn(self.path)
+      self._jsonl = tf.io.gfile.GFile(self.path, 'a')
+      if torn:
+        self._jsonl.write('\n')
+      if tensorboard:
+        self._tb = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
 
   def write(self, step: int | None, scalars: dict[str, Any], **fields) -> None:
     if not self.enabled:
@@ -38,22 +56,51 @@ class MetricWriter:
     record = {'step': step} if step is not None else {}
     record.update(fields)
     record.update({k: _to_python(v) for k, v in scalars.items()})
-    self._jsonl.write(json.dumps(record) + '\n')
-    self._jsonl.flush()
-    if self._tb is not None and step is not None:
-      import tensorflow as tf
-      with self._tb.as_default(step=step):
-        for k, v in scalars.items():
-          v = _to_python(v)
-          if isinstance(v, (int, float)) and not isinstance(v, bool):
-            tf.summary.scalar(k, v)
-      self._tb.flush()
+    with _reporting_errors(self._workdir):
+      self._jsonl.write(json.dumps(record) + '\n')
+      self._jsonl.flush()
+      if self._tb is not None and step is not None:
+        import tensorflow as tf
+        with self._tb.as_default(step=step):
+          for k, v in scalars.items():
+            v = _to_python(v)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+              tf.summary.scalar(k, v)
+        self._tb.flush()
 
   def close(self) -> None:
-    if self._jsonl:
-      self._jsonl.close()
-    if self._tb is not None:
-      self._tb.close()
+    if not self.enabled:
+      return
+    with _reporting_errors(self._workdir):
+      if self._jsonl:
+        self._jsonl.close()
+      if self._tb is not None:
+        self._tb.close()
+
+
+@contextlib.contextmanager
+def _reporting_errors(workdir: str):
+  """Turns an I/O error of writing metrics into one MetricsError naming the directory."""
+  import tensorflow as tf
+  try:
+    yield
+  except (OSError, tf.errors.OpError) as error:
+    reason = getattr(error, 'message', None) or getattr(error, 'strerror', None) or str(error)
+    raise MetricsError(f'could not write the metrics of {workdir} (metrics.jsonl, '
+                       f'TensorBoard): {reason}') from error
+
+
+def _ends_torn(path: str) -> bool:
+  """Whether the file at ``path`` ends inside a line (a write cut short)."""
+  import tensorflow as tf
+  if not tf.io.gfile.exists(path):
+    return False
+  size = tf.io.gfile.stat(path).length
+  if not size:
+    return False
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    f.seek(size - 1)
+    return f.read(1) != b'\n'
 
 
 def _to_python(value):
@@ -65,10 +112,27 @@ def _to_python(value):
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
-  """All records of ``workdir/metrics.jsonl``."""
+  """All records of ``workdir/metrics.jsonl``; a line that is not a JSON object (a write cut
+  short by a full disk or a kill) is skipped with a warning naming it."""
   import tensorflow as tf
-  with tf.io.gfile.GFile(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  path = os.path.join(workdir, 'metrics.jsonl')
+  records, torn = [], []
+  with tf.io.gfile.GFile(path) as f:
+    for number, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except ValueError:
+        record = None
+      if isinstance(record, dict):
+        records.append(record)
+      else:
+        torn.append(number)
+  if torn:
+    _log.warning('%s: skipped %d line(s) that are not complete records (a write cut short?): '
+                 'line %s', path, len(torn), ', '.join(map(str, torn[:10])))
+  return records
 
 
 def format_duration(seconds: float) -> str:
@@ -134,3 +198,13 @@ class ProgressBar:
     if self.enabled and self.tty:
       self.stream.write('\n')
       self.stream.flush()
+
+
+def eval_scores(workdir: str, metric: str = 'eval/top1') -> dict[int, float]:
+  """``{step: metric}`` of every evaluation in ``workdir/metrics.jsonl`` (a step's last record
+  wins: a resumed run may evaluate a step again); {} before the first one."""
+  import tensorflow as tf
+  if not tf.io.gfile.exists(os.path.join(workdir, 'metrics.jsonl')):
+    return {}
+  return {int(r['step']): float(r[metric]) for r in read_metrics(workdir)
+          if r.get('step') is not None and isinstance(r.get(metric), (int, float))}

@@ -97,11 +97,18 @@ def test_wrong_model_checkpoint_is_rejected(tmp_path, embedded_data_dir):
                                     'data.eval_split': 'test[:32]', 'num_train_steps': 1}),
                      str(tmp_path))
   other = tiny_config(**{'data.data_dir': embedded_data_dir, 'model': 'rexnet_100',
-                         'model_overrides.stages': None,
+                         'data.eval_split': 'test[:32]', 'model_overrides.stages': None,
                          'num_train_steps': 2})
+  # the run description first: what differs, and the flag that allows it
+  with pytest.raises(ValueError, match=r"another run description than this config: model: "
+                                       r"'efficientnet_b0' -> 'rexnet_100'; model_overrides."
+                                       r"stages: .*--allow_changes=model,model_overrides.stages,"
+                                       r"num_train_steps$"):
+    train_and_evaluate(other, str(tmp_path))
+  # allowed, the weights themselves still have to fit the model
   with pytest.raises(ValueError, match=r'does not match the model(.|\n)*missing from the '
                                        r'checkpoint(.|\n)*stages_0'):
-    train_and_evaluate(other, str(tmp_path))
+    train_and_evaluate(other, str(tmp_path), allow_changes=['all'])
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path, embedded_data_dir):
@@ -209,9 +216,11 @@ def test_sigterm_saves_and_resumes_on_another_device_count(tmp_path, embedded_da
   assert saved and 0 < saved[-1] < 2000
   # Resume on 2 devices instead of 4 and finish a short run.
   code, out = run_main(workdir, embedded_data_dir,
-                       ['--config.num_train_steps=' + str(saved[-1] + 4)], devices=2)
+                       ['--config.num_train_steps=' + str(saved[-1] + 4),
+                        '--allow_changes=num_train_steps'], devices=2)
   assert code == 0, out
   assert 'resumed from' in out and '2 devices' in out
+  assert 'with changes to num_train_steps (allowed)' in out
   assert finished_steps(workdir)[-1] == saved[-1] + 4
 
 

@@ -4,7 +4,10 @@ import os
 
 import numpy as np
 
-from effnet_jax.train.metrics import MetricWriter, ProgressBar, format_duration, read_metrics
+import pytest
+
+from effnet_jax.train.metrics import (MetricsError, MetricWriter, ProgressBar, eval_scores,
+                                      format_duration, read_metrics)
 
 
 def test_jsonl_and_tensorboard_records(tmp_path):
@@ -24,6 +27,34 @@ def test_disabled_writer_writes_nothing(tmp_path):
   writer.write(1, {'train/loss': 1.0})
   writer.close()
   assert not os.path.exists(tmp_path / 'metrics.jsonl')
+
+
+def test_a_torn_line_is_skipped_with_a_warning_and_writing_goes_on(tmp_path, caplog):
+  """A record cut short (a full disk, a kill): readers skip it, the next writer starts a new
+  line, so one torn write never spoils the records after it."""
+  writer = MetricWriter(str(tmp_path), tensorboard=False)
+  writer.write(2, {'eval/top1': 0.5})
+  writer.close()
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 4, "eval/to')
+  with caplog.at_level('WARNING'):
+    assert read_metrics(str(tmp_path)) == [{'step': 2, 'eval/top1': 0.5}]
+  assert 'skipped 1 line(s) that are not complete records' in caplog.text and 'line 2' in (
+      caplog.text)
+  assert eval_scores(str(tmp_path)) == {2: 0.5}  # what evaluate --best ranks
+  writer = MetricWriter(str(tmp_path), tensorboard=False)  # a resumed run
+  writer.write(4, {'eval/top1': 0.75})
+  writer.close()
+  assert eval_scores(str(tmp_path)) == {2: 0.5, 4: 0.75}
+  assert open(tmp_path / 'metrics.jsonl').read().splitlines()[1] == '{"step": 4, "eval/to'
+
+
+def test_a_write_error_is_one_metrics_error(tmp_path):
+  os.symlink('/dev/full', tmp_path / 'metrics.jsonl')  # every write: ENOSPC
+  writer = MetricWriter(str(tmp_path), tensorboard=False)
+  with pytest.raises(MetricsError, match=r'could not write the metrics of .*: .*No space left on '
+                                         r'device'):
+    writer.write(1, {'train/loss': 1.0})
 
 
 def test_progress_line_has_rate_and_eta(monkeypatch):
