@@ -12,6 +12,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from effnet_jax.models.registry import ModelConfig
+from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS
 
 # ModelConfig fields the trainer sets itself (from the data set, the mesh and config.dtype).
 _TRAINER_SET = ('name', 'family', 'num_classes', 'dtype', 'bn_axis_name')
@@ -55,6 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
       shuffle_buffer=16384,
       cache=False,
       on_bad_image='error',  # error | skip
+      max_image_pixels=MAX_IMAGE_PIXELS,  # larger encoded images count as unreadable
   ))
   c.image_size = 0  # train resolution; 0 = the model's train_size
   c.eval_image_size = 0  # 0 = the model's eval_size

@@ -1,6 +1,7 @@
 """Classify image files with a pretrained directory or a training run.
 
-  python -m effnet_jax.predict --weights DIR [--json] [--top-k 5] [--image-size N] IMAGE...
+  python -m effnet_jax.predict --weights DIR [--json] [--top-k 5] [--image-size N]
+      [--max-image-pixels N] IMAGE...
 
 ``DIR`` is a pretrained directory (``effnet_jax.models.pretrained``) or a training workdir. Each
 image goes through the model's own evaluation preprocessing — the function the evaluation
@@ -13,8 +14,9 @@ formats Pillow reads (TIFF, WebP, ...) through Pillow.
 Prints the top-k classes per image (probability, index, label); ``--json`` prints one object
 per line instead: ``{"file": ..., "top5": [{"index": i, "label": "...", "prob": p}, ...]}``.
 Labels: the directory's class names, else the ImageNet-1k labels for a 1000-class model (1001
-classes: index 0 is ``background``), else ``class <i>``. A file that cannot be read is reported
-on stderr and skipped; the exit code is then 1.
+classes: index 0 is ``background``), else ``class <i>``. A file that cannot be read, or whose
+header gives more than ``--max-image-pixels`` pixels (it is not decoded), is reported on stderr
+and skipped; the exit code is then 1.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ import sys
 from typing import Iterable, Iterator
 
 import numpy as np
+
+from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS, TooManyPixels, open_image
 
 BACKGROUND = 'background'
 
@@ -64,21 +68,24 @@ class ImageError(ValueError):
   """An input file that cannot be read or decoded; the message names the file."""
 
 
-def _pillow_rgb(encoded: bytes) -> np.ndarray | None:
+def _pillow_rgb(path: str, encoded: bytes, max_image_pixels: int) -> np.ndarray | None:
   """The file decoded by Pillow as uint8 RGB, or None where Pillow cannot read it either."""
-  from PIL import Image, UnidentifiedImageError
+  from PIL import UnidentifiedImageError
   try:
-    with Image.open(io.BytesIO(encoded)) as image:
+    with open_image(io.BytesIO(encoded), max_image_pixels) as image:
       return np.asarray(image.convert('RGB'))
+  except TooManyPixels as error:
+    raise ImageError(f'{path}: {error}') from None
   except (UnidentifiedImageError, OSError, ValueError):
     return None
 
 
-def load_image(path: str, prep) -> np.ndarray:
-  """``path`` as a model input: float32 [eval_size, eval_size, 3]."""
+def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+  """``path`` as a model input: float32 [eval_size, eval_size, 3]; ``ImageError`` where it
+  cannot be read or its header gives more than ``max_image_pixels`` pixels."""
   import tensorflow as tf
 
-  from effnet_jax.data.preprocess import eval_image
+  from effnet_jax.data.preprocess import check_pixel_limit, eval_image
   try:
     with tf.io.gfile.GFile(path, 'rb') as f:
       encoded = f.read()
@@ -86,10 +93,10 @@ def load_image(path: str, prep) -> np.ndarray:
     reason = 'no such file' if not tf.io.gfile.exists(path) else (
         getattr(error, 'message', None) or error.strerror or str(error))
     raise ImageError(f'{path}: cannot read: {reason}') from None
-  try:  # the evaluation pipeline's decoding (JPEG decoded inside its crop window)
-    return eval_image(tf.constant(encoded), prep).numpy()
-  except tf.errors.InvalidArgumentError as error:
-    decoded = _pillow_rgb(encoded)
+  try:  # the evaluation pipeline's pixel limit and decoding (JPEG inside its crop window)
+    return eval_image(check_pixel_limit(tf.constant(encoded), max_image_pixels), prep).numpy()
+  except tf.errors.InvalidArgumentError as error:  # Pillow names an image over the limit
+    decoded = _pillow_rgb(path, encoded, max_image_pixels)
     if decoded is None:
       reason = error.message.strip().splitlines()[0]
       raise ImageError(f'{path}: not a readable image ({reason})') from None
@@ -109,7 +116,8 @@ class Predictor:
   ``{'file', 'top5': [...]}`` or ``{'file', 'error': message}``.
   """
 
-  def __init__(self, weights: str, image_size: int = 0, batch_size: int = 16):
+  def __init__(self, weights: str, image_size: int = 0, batch_size: int = 16,
+               max_image_pixels: int = MAX_IMAGE_PIXELS):
     import jax
 
     from effnet_jax.models.pretrained import load_pretrained_with_meta
@@ -122,6 +130,7 @@ class Predictor:
                        f'{self.config.num_classes} classes')
     self.prep = eval_preprocessing(self.config, image_size)
     self.batch_size = batch_size
+    self.max_image_pixels = max_image_pixels
     self._probabilities = jax.jit(
         lambda variables, images: jax.nn.softmax(self.model.apply(variables, images,
                                                                   train=False)))
@@ -142,7 +151,7 @@ class Predictor:
       images, errors = {}, {}
       for path in chunk:
         try:
-          images[path] = load_image(path, self.prep)
+          images[path] = load_image(path, self.prep, self.max_image_pixels)
         except ImageError as error:
           errors[path] = str(error)
       probabilities = dict(zip(images, self.probabilities(np.stack(list(images.values())))
@@ -172,10 +181,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--image-size', type=int, default=0,
                       help="eval resolution (default: the model's eval size)")
   parser.add_argument('--batch-size', type=int, default=16)
+  parser.add_argument('--max-image-pixels', type=int, default=MAX_IMAGE_PIXELS,
+                      help='skip an image whose header gives more pixels (width x height), '
+                      f'without decoding it (default {MAX_IMAGE_PIXELS})')
   parser.add_argument('images', nargs='+', metavar='IMAGE')
   args = parser.parse_args(argv)
-  if args.top_k < 1 or args.batch_size < 1 or args.image_size < 0:
-    parser.error('--top-k and --batch-size must be positive, --image-size >= 0')
+  if args.top_k < 1 or args.batch_size < 1 or args.max_image_pixels < 1 or args.image_size < 0:
+    parser.error('--top-k, --batch-size and --max-image-pixels must be positive, '
+                 '--image-size >= 0')
   return args
 
 
@@ -183,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
   args = parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   try:
-    predictor = Predictor(args.weights, args.image_size, args.batch_size)
+    predictor = Predictor(args.weights, args.image_size, args.batch_size,
+                          args.max_image_pixels)
   except (FileNotFoundError, ValueError) as error:
     print(f'effnet_jax.predict: error: {error}', file=sys.stderr)
     return 1

@@ -1,9 +1,11 @@
 """effnet_jax.predict: labels, the evaluation pipeline's preprocessing, the command line."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from effnet_jax import predict
-from effnet_jax.data import DataConfig, eval_iterator
+from effnet_jax.data import DataConfig, Preprocessing, eval_iterator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -122,3 +124,39 @@ def test_text_output_and_a_bad_weights_directory(tiny_pretrained, photos, tmp_pa
   assert sum(float(line.split()[0]) for line in lines[1:]) == pytest.approx(1.0, abs=2e-4)
   assert predict.main(['--weights', str(tmp_path), photos[0]]) == 1
   assert 'is not a pretrained directory' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('image_format, options', [
+    ('PNG', {}), ('TIFF', {'compression': 'group4'})], ids=['png', 'tiff'])
+def test_a_huge_image_is_refused_from_its_header(photos, tmp_path, image_format, options):
+  """20000x20000 pixels (1.2 GB decoded, seconds of decoding) in a 48 kB PNG or a 12 kB TIFF:
+  over the default limit, refused after reading the header. TensorFlow's check stops the PNG
+  before its decoder, Pillow's (the fallback decoder) the TIFF."""
+  path = str(tmp_path / f'huge.{image_format.lower()}')
+  Image.new('1', (20000, 20000)).save(path, image_format, **options)
+  prep = Preprocessing(image_size=32, eval_size=32)
+  predict.load_image(photos[0], prep)  # TensorFlow started
+  start = time.perf_counter()
+  with pytest.raises(predict.ImageError, match=re.escape(
+      f'{path}: 20000x20000 pixels, more than max_image_pixels=178956970')):
+    predict.load_image(path, prep)
+  assert time.perf_counter() - start < 1.0  # decoding it alone takes seconds
+
+
+def test_images_over_the_pixel_limit_are_skipped(tiny_pretrained, photos, tmp_path, capsys):
+  """One stderr line per image over --max-image-pixels, the others classified, exit code 1."""
+  weights = tiny_pretrained(1000)
+  huge = str(tmp_path / 'huge.png')
+  Image.new('1', (20000, 20000)).save(huge)
+  large_tiff = str(tmp_path / 'large.tif')  # decoded by Pillow
+  Image.new('RGB', (1000, 600)).save(large_tiff)
+  files = [photos[0], huge, photos[4], large_tiff, photos[1]]  # the photos: up to 273,280 pixels
+  assert predict.main(['--weights', weights, '--json', '--max-image-pixels', '500000',
+                       *files]) == 1
+  out, err = capsys.readouterr()
+  assert [json.loads(line)['file'] for line in out.splitlines()] == [photos[0], photos[4],
+                                                                     photos[1]]
+  assert err.splitlines() == [
+      f'effnet_jax.predict: skipped {huge}: 20000x20000 pixels, more than max_image_pixels=500000',
+      f'effnet_jax.predict: skipped {large_tiff}: 1000x600 pixels, more than '
+      'max_image_pixels=500000']

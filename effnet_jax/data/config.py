@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS
+
 SOURCES = ('embedded', 'tfds', 'folder')
 ON_BAD_IMAGE = ('error', 'skip')
 TRAIN_CROPS = ('inception', 'pad_crop', 'none')
@@ -34,12 +36,16 @@ class DataConfig:
   shuffle_buffer: int = 16384  # streamed TFDS data only; in-memory data is fully permuted
   cache: bool = False  # hold the decoded examples in memory (small data sets)
   on_bad_image: str = 'error'  # error | skip (image folders: count and drop unreadable files)
+  # An encoded image whose header gives more pixels (width x height) is unreadable, undecoded.
+  max_image_pixels: int = MAX_IMAGE_PIXELS
 
   def __post_init__(self):
     _check_choice('source', self.source, SOURCES)
     _check_choice('on_bad_image', self.on_bad_image, ON_BAD_IMAGE)
     if self.shuffle_buffer < 1:
       raise ValueError(f'shuffle_buffer={self.shuffle_buffer}: expected >= 1')
+    if self.max_image_pixels < 1:
+      raise ValueError(f'max_image_pixels={self.max_image_pixels}: expected >= 1')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from effnet_jax.data import preprocess
 from effnet_jax.data.config import DataError
 from effnet_jax.data.shards import IndexedShard
 
@@ -50,10 +51,12 @@ def list_images(folder: str, class_names: tuple[str, ...]) -> tuple[list[str], l
   return paths, labels
 
 
-def unreadable(paths: list[str]) -> list[str]:
-  """The files that cannot be read or decoded as images (one tf.data pass, in parallel)."""
+def unreadable(paths: list[str], max_image_pixels: int) -> list[str]:
+  """The files that cannot be read or decoded as images, or hold more than ``max_image_pixels``
+  pixels (those are not decoded); one tf.data pass, in parallel."""
   def decoded_index(index, path):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    encoded = preprocess.check_pixel_limit(tf.io.read_file(path), max_image_pixels)
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     return index, tf.shape(image)
   readable = (tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).enumerate()
               .map(decoded_index, num_parallel_calls=tf.data.AUTOTUNE)
@@ -66,9 +69,11 @@ class FolderSplit:
   """The images of one folder; process p takes every process_count-th file from the p-th."""
   random_access = True
 
-  def __init__(self, folder: str, class_names: tuple[str, ...], on_bad_image: str):
+  def __init__(self, folder: str, class_names: tuple[str, ...], on_bad_image: str,
+               max_image_pixels: int):
     self._paths, self._labels = list_images(folder, class_names)
     self._on_bad_image = on_bad_image
+    self._max_image_pixels = max_image_pixels
     self.num_examples = len(self._paths)
 
   def shard_sizes(self, process_count: int) -> list[int]:
@@ -77,10 +82,11 @@ class FolderSplit:
   def shard(self, process_index: int, process_count: int) -> IndexedShard:
     paths = self._paths[process_index::process_count]
     labels = self._labels[process_index::process_count]
-    skipped = tuple(unreadable(paths)) if self._on_bad_image == 'skip' else ()
+    limit = self._max_image_pixels
+    skipped = tuple(unreadable(paths, limit)) if self._on_bad_image == 'skip' else ()
     if skipped:
-      _log.warning('Skipping %d unreadable image files, e.g. %s', len(skipped),
-                   list(skipped[:_SHOWN_NAMES]))
+      _log.warning('Skipping %d unreadable image files (corrupt, or more than max_image_pixels=%d '
+                   'pixels), e.g. %s', len(skipped), limit, list(skipped[:_SHOWN_NAMES]))
       bad = set(skipped)
       labels = [label for path, label in zip(paths, labels) if path not in bad]
       paths = [path for path in paths if path not in bad]
@@ -90,11 +96,13 @@ class FolderSplit:
         num_examples=len(paths),
         fetch=lambda index: {'image': tf.io.read_file(tf.gather(path_table, index)),
                              'label': tf.gather(label_table, index)},
-        find_unreadable=lambda indices: unreadable([paths[i] for i in np.asarray(indices)]),
+        find_unreadable=lambda indices: unreadable([paths[i] for i in np.asarray(indices)],
+                                                   limit),
         skipped=skipped)
 
 
-def folder_splits(train_folder: str | None, eval_folder: str | None, on_bad_image: str
+def folder_splits(train_folder: str | None, eval_folder: str | None, on_bad_image: str,
+                  max_image_pixels: int
                   ) -> tuple[tuple[str, ...], FolderSplit | None, FolderSplit | None]:
   """(class names, train split, eval split); a split is None where its folder is not given.
 
@@ -105,6 +113,6 @@ def folder_splits(train_folder: str | None, eval_folder: str | None, on_bad_imag
     raise DataError("source='folder' needs train_folder and/or eval_folder: directories with "
                     'one sub-folder per class')
   class_names = list_classes(given.get('train') or given['eval'])
-  train, eval_ = (FolderSplit(given[role], class_names, on_bad_image) if role in given else None
-                  for role in ('train', 'eval'))
+  train, eval_ = (FolderSplit(given[role], class_names, on_bad_image, max_image_pixels)
+                  if role in given else None for role in ('train', 'eval'))
   return class_names, train, eval_

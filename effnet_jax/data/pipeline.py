@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
+from effnet_jax import pixel_limit
 from effnet_jax.data import preprocess
 from effnet_jax.data.config import DataConfig, DataError, DatasetInfo, Preprocessing
 from effnet_jax.data.shards import IndexedShard, Shard, StreamedShard
@@ -110,11 +111,13 @@ def _options() -> tf.data.Options:
 
 def train_dataset(shard: Shard, prep: Preprocessing, batch_size: int, key: tf.Tensor,
                   first_position: int, shuffle_buffer: int, process_index: int = 0,
-                  process_count: int = 1) -> tf.data.Dataset:
+                  process_count: int = 1,
+                  max_image_pixels: int = pixel_limit.MAX_IMAGE_PIXELS) -> tf.data.Dataset:
   """Batches of ``batch_size`` (this process's part of the global batch) from global stream
   position ``first_position`` on. An IndexedShard is the whole split, of which this process reads
   its slice of each global batch; a StreamedShard is this process's own part of the split, read
-  from its position ``first_position // process_count``."""
+  from its position ``first_position // process_count``. An encoded image of more than
+  ``max_image_pixels`` pixels fails the iteration undecoded, as a corrupt one does."""
   if isinstance(shard, IndexedShard):
     examples = _indexed_train_examples(shard, key, first_position, batch_size, process_index,
                                        process_count)
@@ -123,8 +126,8 @@ def train_dataset(shard: Shard, prep: Preprocessing, batch_size: int, key: tf.Te
                                         shuffle_buffer)
 
   def to_model_input(position, example):
-    return {'images': preprocess.train_image(example['image'], _fold(key, _AUGMENT, position),
-                                              prep),
+    image = preprocess.check_pixel_limit(example['image'], max_image_pixels)
+    return {'images': preprocess.train_image(image, _fold(key, _AUGMENT, position), prep),
             'labels': tf.cast(example['label'], tf.int32)}
   return (examples.map(to_model_input, num_parallel_calls=_AUTOTUNE, deterministic=True)
           .batch(batch_size, drop_remainder=True)
@@ -132,9 +135,10 @@ def train_dataset(shard: Shard, prep: Preprocessing, batch_size: int, key: tf.Te
           .with_options(_options()))
 
 
-def eval_dataset(shard: Shard, prep: Preprocessing, batch_size: int, num_batches: int
-                 ) -> tf.data.Dataset:
-  """The shard in order, then padding (mask 0) up to ``num_batches`` full batches."""
+def eval_dataset(shard: Shard, prep: Preprocessing, batch_size: int, num_batches: int,
+                 max_image_pixels: int = pixel_limit.MAX_IMAGE_PIXELS) -> tf.data.Dataset:
+  """The shard in order, then padding (mask 0) up to ``num_batches`` full batches (the pixel
+  limit as in :func:`train_dataset`)."""
   if isinstance(shard, IndexedShard):
     examples = tf.data.Dataset.range(shard.num_examples).map(
         shard.fetch, num_parallel_calls=_AUTOTUNE, deterministic=True)
@@ -142,7 +146,8 @@ def eval_dataset(shard: Shard, prep: Preprocessing, batch_size: int, num_batches
     examples = shard.read()
 
   def to_model_input(example):
-    return {'images': preprocess.eval_image(example['image'], prep),
+    image = preprocess.check_pixel_limit(example['image'], max_image_pixels)
+    return {'images': preprocess.eval_image(image, prep),
             'labels': tf.cast(example['label'], tf.int32), 'mask': tf.constant(1.0)}
   padding = tf.data.Dataset.from_tensors({
       'images': tf.zeros([prep.eval_size, prep.eval_size, 3]),
@@ -157,7 +162,8 @@ def eval_dataset(shard: Shard, prep: Preprocessing, batch_size: int, num_batches
 
 class BatchIterator(Iterator[Batch]):
   """Numpy batches of a pipeline. Where decoding fails it names the unreadable files of the
-  failing batch; ``skipped_images`` lists the files left out (``on_bad_image='skip'``)."""
+  failing batch (or, without files, an image over the pixel limit); ``skipped_images`` lists the
+  files left out (``on_bad_image='skip'``)."""
 
   def __init__(self, dataset: tf.data.Dataset, shard: Shard,
                batch_indices: Callable[[int], np.ndarray]):
@@ -171,11 +177,16 @@ class BatchIterator(Iterator[Batch]):
     try:
       batch = next(self._batches)
     except tf.errors.OpError as error:  # e.g. a corrupt image, or a file deleted since listed
+      too_many = pixel_limit.over_limit(error.message)  # an image over max_image_pixels
       if isinstance(self._shard, IndexedShard) and self._shard.find_unreadable:
         names = self._shard.find_unreadable(self._batch_indices(self._count))
         if names:
-          raise DataError(f'unreadable image files {names} (on_bad_image=\'error\'; '
+          among = f', among them an image of {too_many}' if too_many else ''
+          raise DataError(f'unreadable image files {names}{among} (on_bad_image=\'error\'; '
                           "on_bad_image='skip' leaves them out)") from error
+      if too_many:  # a TFDS example: no file to name or leave out
+        raise DataError(f'an image of {too_many}: raise data.max_image_pixels to decode it, '
+                        'or leave it out of the data set') from error
       raise
     self._count += 1
     return batch
@@ -225,7 +236,7 @@ def train_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int
                                         key))
                      for position in positions])
   dataset = train_dataset(shard, prep, batch_size, key, first_position, data.shuffle_buffer,
-                          process_index, process_count)
+                          process_index, process_count, data.max_image_pixels)
   return BatchIterator(dataset, shard, batch_indices)
 
 
@@ -242,4 +253,5 @@ def eval_iterator(data: DataConfig, prep: Preprocessing, global_batch_size: int,
 
   def batch_indices(count: int) -> np.ndarray:
     return np.arange(count * batch_size, min((count + 1) * batch_size, shard.num_examples))
-  return BatchIterator(eval_dataset(shard, prep, batch_size, num_batches), shard, batch_indices)
+  return BatchIterator(eval_dataset(shard, prep, batch_size, num_batches, data.max_image_pixels),
+                       shard, batch_indices)

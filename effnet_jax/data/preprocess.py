@@ -1,24 +1,113 @@
 """Per-example preprocessing in TF ops: decode, crop, resize, flip, augment, normalise.
 
 Images stay uint8 until :func:`normalize`. An image arrives either encoded (tf.string: JPEG, PNG,
-GIF, BMP) or decoded (uint8 [H, W, C], C in 1..4). Crops are expressed as a function of the image
-height and width returning ``(offset_y, offset_x, crop_height, crop_width)``, so a JPEG is decoded
-only inside its crop window (``tf.io.decode_and_crop_jpeg``).
+GIF, BMP, WebP) or decoded (uint8 [H, W, C], C in 1..4); the pipelines pass an encoded one through
+:func:`check_pixel_limit` (its header's size against ``max_image_pixels``) before decoding it.
+Crops are expressed as a function of the image height and width returning ``(offset_y, offset_x,
+crop_height, crop_width)``, so a JPEG is decoded only inside its crop window
+(``tf.io.decode_and_crop_jpeg``).
 
 All randomness is stateless: the same seed gives the same crop, flip and augmentation.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
+from effnet_jax import pixel_limit
 from effnet_jax.data import augment
 from effnet_jax.data.config import Preprocessing
 
 Box = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]  # offset_y, offset_x, height, width
 BoxFn = Callable[[tf.Tensor, tf.Tensor], Box]
 _SAMPLE_ATTEMPTS = 10
+
+
+class _Field(NamedTuple):
+  """An image side in a file header: the unsigned integer of ``size`` bytes at ``offset``,
+  shifted right by ``shift`` bits, cut to ``bits`` bits, plus ``add``."""
+  offset: int
+  size: int
+  big_endian: bool = False
+  shift: int = 0
+  bits: int = 32
+  add: int = 0
+
+
+# Formats with the image size at fixed header offsets: the bytes that identify the format
+# ({offset: bytes}), the height field, the width field. BMP's are int32 (a negative height: rows
+# stored top-down); WebP lossless (VP8L) and extended (VP8X) store each side minus 1.
+_HEADERS = (
+    ({0: b'\x89PNG\r\n\x1a\n'}, _Field(20, 4, big_endian=True), _Field(16, 4, big_endian=True)),
+    ({0: b'GIF'}, _Field(8, 2), _Field(6, 2)),
+    ({0: b'BM'}, _Field(22, 4), _Field(18, 4)),
+    ({0: b'RIFF', 8: b'WEBPVP8 '}, _Field(28, 2, bits=14), _Field(26, 2, bits=14)),
+    ({0: b'RIFF', 8: b'WEBPVP8L'}, _Field(21, 4, shift=14, bits=14, add=1),
+     _Field(21, 4, bits=14, add=1)),
+    ({0: b'RIFF', 8: b'WEBPVP8X'}, _Field(27, 3, bits=24, add=1), _Field(24, 3, bits=24, add=1)),
+)
+_HEADER_BYTES = 30  # up to the last field (VP8X height)
+_MAGIC_BYTES = 16
+
+
+def _header_tables() -> dict[str, np.ndarray]:
+  """:data:`_HEADERS` as arrays, so that one matrix product reads every field of every format
+  (a handful of ops per image instead of a hundred: the check runs on every example)."""
+  formats = len(_HEADERS)
+  tables = {'magic': np.zeros((formats, _MAGIC_BYTES), np.int64),
+            'compared': np.zeros((formats, _MAGIC_BYTES), bool),
+            'weights': np.zeros((2 * formats, _HEADER_BYTES)),
+            'shift': np.zeros(2 * formats, np.int64), 'modulus': np.zeros(2 * formats, np.int64),
+            'add': np.zeros(2 * formats, np.int64)}
+  for index, (magics, *fields) in enumerate(_HEADERS):
+    for offset, magic in magics.items():
+      tables['magic'][index, offset:offset + len(magic)] = list(magic)
+      tables['compared'][index, offset:offset + len(magic)] = True
+    for row, field in enumerate(fields, 2 * index):
+      weights = 256.0 ** np.arange(field.size)
+      tables['weights'][row, field.offset:field.offset + field.size] = (
+          weights[::-1] if field.big_endian else weights)
+      tables['shift'][row], tables['modulus'][row] = field.shift, 2**field.bits
+      tables['add'][row] = field.add
+  return tables
+
+
+_HEADER_TABLES = _header_tables()
+
+
+def image_shape(encoded: tf.Tensor) -> tf.Tensor:
+  """``[height, width]`` (int64) of an encoded JPEG, PNG, GIF, BMP or WebP image, read from its
+  header without decoding it; ``[0, 0]`` for other data (not an image, a format TensorFlow does
+  not decode such as TIFF, or JPEG XL, which it decodes but whose header this does not read).
+  JPEG's size is found by ``tf.io.extract_jpeg_shape``, the others' at :data:`_HEADERS`."""
+  tables = _HEADER_TABLES
+  header = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 0, _HEADER_BYTES), tf.uint8,
+                                    fixed_length=_HEADER_BYTES), tf.int64)  # zero-padded
+  found = tf.reduce_all(tf.logical_or(header[:_MAGIC_BYTES] == tables['magic'],
+                                      ~tables['compared']), axis=1)  # at most one format
+  numbers = tf.cast(tf.linalg.matvec(tables['weights'], tf.cast(header, tf.float64)), tf.int64)
+  sides = tf.bitwise.right_shift(numbers, tables['shift']) % tables['modulus'] + tables['add']
+  sides = tf.where(sides < 2**31, sides, 2**32 - sides)  # BMP's int32; no other side gets there
+  shape = tf.reduce_sum(tf.where(found[:, None], tf.reshape(sides, [-1, 2]), 0), axis=0)
+  return tf.cond(tf.io.is_jpeg(encoded),
+                 lambda: tf.cast(tf.io.extract_jpeg_shape(encoded)[:2], tf.int64), lambda: shape)
+
+
+def check_pixel_limit(image: tf.Tensor, max_image_pixels: int) -> tf.Tensor:
+  """``image``, once its header shows at most ``max_image_pixels`` pixels (an encoded one; a
+  decoded one is returned as it is). Over the limit: ``InvalidArgumentError`` naming the size and
+  the limit (``pixel_limit.TOO_MANY_PIXELS``), like a corrupt file's. Whatever decodes the result
+  depends on the check, so an oversized image costs its header read, never its decoded size."""
+  if image.dtype != tf.string:
+    return image
+  height, width = tf.unstack(image_shape(image))
+  too_many = tf.strings.format(pixel_limit.TOO_MANY_PIXELS,
+                               (width, height, tf.constant(max_image_pixels, tf.int64)))
+  with tf.control_dependencies([tf.debugging.Assert(height * width <= max_image_pixels,
+                                                    [too_many])]):
+    return tf.identity(image)
 
 
 def center_box(crop_fraction: float) -> BoxFn:

@@ -33,5 +33,5 @@ def open_source(data: DataConfig) -> Source:
   if data.source == 'tfds':
     return _tfds_source(tfds_data.tfds_builder(data.name, data.data_dir, data.manual_dir), data)
   class_names, train, eval_ = folders.folder_splits(data.train_folder, data.eval_folder,
-                                                    data.on_bad_image)
+                                                    data.on_bad_image, data.max_image_pixels)
   return Source(class_names=class_names, train=train, eval=eval_)

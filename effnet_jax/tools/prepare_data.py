@@ -8,7 +8,8 @@ The output has the input's layout (``<class>/**/<file>``), so the same pipeline 
 (``source='folder'``). Every image whose longer side exceeds ``--max-side`` is resized (Pillow,
 antialiased bicubic; with JPEG draft mode, which decodes at 1/2, 1/4 or 1/8 scale first where
 that stays above the target) and written as JPEG at ``--quality``; smaller images are copied
-byte for byte; unreadable files are reported and left out. The decode cost of the training
+byte for byte; unreadable files, and images whose header gives more than ``--max-image-pixels``
+pixels (they are not decoded), are reported and left out. The decode cost of the training
 pipeline scales with the stored pixels, so a data set stored at the largest side the training
 crops need (e.g. one per curriculum stage: ``--max-side`` 1.5x the stage's image size) spends
 that much less time in JPEG decoding: docs/performance.md has the measurement.
@@ -22,6 +23,7 @@ import os
 import shutil
 import sys
 
+from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS, open_image
 from effnet_jax.train.metrics import ProgressBar
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp')
@@ -42,12 +44,13 @@ def output_path(source: str, input_root: str, output_root: str) -> str:
   return os.path.join(output_root, os.path.relpath(source, input_root))
 
 
-def prepare_image(source: str, target: str, max_side: int, quality: int) -> str | None:
+def prepare_image(source: str, target: str, max_side: int, quality: int,
+                  max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
   """Writes ``source`` resized into ``target``; returns an error message for a bad image."""
   from PIL import Image
   os.makedirs(os.path.dirname(target), exist_ok=True)
   try:
-    with Image.open(source) as image:
+    with open_image(source, max_image_pixels) as image:
       size = resized_size(image.width, image.height, max_side)
       if size == (image.width, image.height):
         shutil.copyfile(source, target)
@@ -67,14 +70,16 @@ def list_files(root: str) -> list[str]:
 
 
 def prepare(input_root: str, output_root: str, max_side: int, quality: int = 95,
-            workers: int | None = None, progress: bool = True) -> list[str]:
-  """Prepares every image under ``input_root``; returns the errors (unreadable files)."""
+            workers: int | None = None, progress: bool = True,
+            max_image_pixels: int = MAX_IMAGE_PIXELS) -> list[str]:
+  """Prepares every image under ``input_root``; returns the errors (unreadable files, images
+  over ``max_image_pixels``)."""
   if os.path.abspath(input_root) == os.path.abspath(output_root):
     raise ValueError('--output must differ from --input')
   if not os.path.isdir(input_root):
     raise ValueError(f'--input {input_root!r} is not a directory')
-  if max_side < 1 or not 1 <= quality <= 100:
-    raise ValueError('--max-side must be >= 1 and --quality in 1..100')
+  if max_side < 1 or max_image_pixels < 1 or not 1 <= quality <= 100:
+    raise ValueError('--max-side and --max-image-pixels must be >= 1 and --quality in 1..100')
   sources = list_files(input_root)
   if not sources:
     raise ValueError(f'{input_root!r} holds no image files ({", ".join(IMAGE_EXTENSIONS)})')
@@ -84,7 +89,7 @@ def prepare(input_root: str, output_root: str, max_side: int, quality: int = 95,
   with concurrent.futures.ProcessPoolExecutor(
       workers or os.cpu_count(), mp_context=multiprocessing.get_context('spawn')) as pool:
     jobs = [pool.submit(prepare_image, s, output_path(s, input_root, output_root), max_side,
-                        quality) for s in sources]
+                        quality, max_image_pixels) for s in sources]
     for done, job in enumerate(concurrent.futures.as_completed(jobs), 1):
       if job.result():
         errors.append(job.result())
@@ -101,9 +106,13 @@ def main(argv=None) -> int:
   parser.add_argument('--max-side', type=int, required=True, help='longest side in pixels')
   parser.add_argument('--quality', type=int, default=95, help='JPEG quality of resized files')
   parser.add_argument('--workers', type=int, default=None, help='processes (default: cores)')
+  parser.add_argument('--max-image-pixels', type=int, default=MAX_IMAGE_PIXELS,
+                      help='skip an image whose header gives more pixels (width x height), '
+                      f'without decoding it (default {MAX_IMAGE_PIXELS})')
   args = parser.parse_args(argv)
   try:
-    errors = prepare(args.input, args.output, args.max_side, args.quality, args.workers)
+    errors = prepare(args.input, args.output, args.max_side, args.quality, args.workers,
+                     max_image_pixels=args.max_image_pixels)
   except ValueError as error:
     parser.error(str(error))
   for error in errors:

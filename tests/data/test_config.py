@@ -5,7 +5,8 @@ from effnet_jax.data import DataConfig, Preprocessing
 
 
 @pytest.mark.parametrize('field, value', [
-    ('source', 'hub'), ('on_bad_image', 'ignore'), ('shuffle_buffer', 0)])
+    ('source', 'hub'), ('on_bad_image', 'ignore'), ('shuffle_buffer', 0),
+    ('max_image_pixels', 0)])
 def test_data_config_rejects(field, value):
   with pytest.raises(ValueError, match=field):
     DataConfig(**{field: value})
@@ -22,7 +23,7 @@ def test_preprocessing_rejects(field, value):
 def test_defaults_are_the_contract():
   assert DataConfig() == DataConfig(source='embedded', name='fashion_mnist', train_split='train',
                                     eval_split='test', shuffle_buffer=16384, cache=False,
-                                    on_bad_image='error')
+                                    on_bad_image='error', max_image_pixels=178_956_970)
   prep = Preprocessing(image_size=224, eval_size=224)
   assert (prep.crop_fraction, prep.interpolation, prep.train_crop, prep.augment) == (
       0.875, 'bicubic', 'inception', 'none')

@@ -75,3 +75,36 @@ def test_corrupt_file_is_skipped_and_counted(folder_with_corrupt_file):
   assert sorted(set(example_ids(seen))) == list(range(9))
   batches = list(eval_iterator(data, PREP, global_batch_size=4))
   assert len(batches) == 3 and sum(b['mask'].sum() for b in batches) == 9
+
+
+@pytest.fixture
+def folder_with_large_image(make_folder):
+  """Nine images of at most 24x26 pixels and bee/large.png of 40x40 (1,600 pixels)."""
+  root = make_folder('train', (3, 3, 3))
+  write_image(f'{root}/bee/large.png', random_image((40, 40, 3)), 'PNG')
+  return root
+
+
+def test_image_over_the_pixel_limit_is_named(folder_with_large_image):
+  data = folder_config(folder_with_large_image, folder_with_large_image, max_image_pixels=1000)
+  message = (r"bee/large.png'\], among them an image of 40x40 pixels, "
+             'more than max_image_pixels=1000')
+  with pytest.raises(DataError, match=message):
+    list(eval_iterator(data, PREP, global_batch_size=4))
+  train = train_iterator(data, PREP, global_batch_size=4, seed=0)
+  with pytest.raises(DataError, match=message):
+    for _ in range(3):  # the first epoch: 10 files
+      next(train)
+
+
+def test_image_over_the_pixel_limit_is_skipped_and_counted(folder_with_large_image, caplog):
+  data = folder_config(folder_with_large_image, folder_with_large_image, on_bad_image='skip',
+                       max_image_pixels=1000)
+  batches = list(eval_iterator(data, PREP, global_batch_size=4))
+  assert len(batches) == 3 and sum(b['mask'].sum() for b in batches) == 9
+  assert 'Skipping 1 unreadable image files (corrupt, or more than max_image_pixels=1000' in (
+      caplog.text)
+  train = train_iterator(data, PREP, global_batch_size=4, seed=0)
+  assert len(train.skipped_images) == 1 and train.skipped_images[0].endswith('bee/large.png')
+  seen = np.concatenate([next(train)['images'] for _ in range(3)])
+  assert sorted(set(example_ids(seen))) == list(range(9))

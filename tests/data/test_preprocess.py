@@ -1,7 +1,12 @@
 """Crops, resizing, decoding and normalisation of single images."""
+import io
+import struct
+
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from PIL import Image
 
 from data_helpers import encode_image, random_image
 from effnet_jax.data import Preprocessing, preprocess
@@ -121,3 +126,50 @@ def test_pad_crop_pads_with_zeros():
   assert min(float(view.min()) for view in views) == 0.0  # crops show the zero padding
   assert all(np.all(view[2:6, 2:6] == 1.0) for view in views)  # at most 2 padded rows/cols
   assert len({view.tobytes() for view in views}) > 4
+
+
+def pillow_bytes(mode, size, image_format, **options):
+  buffer = io.BytesIO()
+  Image.new(mode, size).save(buffer, image_format, **options)
+  return buffer.getvalue()
+
+
+def top_down_bmp(width, height):
+  """A BMP with a negative height in its header: rows stored top-down."""
+  data = bytearray(pillow_bytes('RGB', (width, height), 'BMP'))
+  struct.pack_into('<i', data, 22, -height)
+  return bytes(data)
+
+
+@pytest.mark.parametrize('mode, image_format, options', [
+    ('RGB', 'JPEG', {}), ('L', 'JPEG', {}), ('RGB', 'PNG', {}), ('1', 'PNG', {}),
+    ('P', 'GIF', {}), ('RGB', 'BMP', {}), ('RGB', 'WEBP', {}),  # WebP: a VP8 chunk,
+    ('RGB', 'WEBP', {'lossless': True}), ('RGBA', 'WEBP', {})],  # VP8L; VP8X
+    ids=['jpeg', 'grey_jpeg', 'png', '1bit_png', 'gif', 'bmp', 'webp', 'webp_vp8l', 'webp_vp8x'])
+def test_image_shape_is_read_from_the_header(mode, image_format, options):
+  encoded = tf.constant(pillow_bytes(mode, (37, 23), image_format, **options))
+  assert list(preprocess.image_shape(encoded).numpy()) == [23, 37]
+  assert tf.io.decode_image(encoded, expand_animations=False).shape[:2] == (23, 37)
+
+
+def test_image_shape_of_other_data_is_zero():
+  bmp = top_down_bmp(37, 23)
+  assert list(preprocess.image_shape(tf.constant(bmp)).numpy()) == [23, 37]
+  assert tf.io.decode_image(bmp).shape == (23, 37, 3)
+  for data in (b'', b'\x89PNG', b'not an image', pillow_bytes('RGB', (37, 23), 'TIFF')):
+    assert list(preprocess.image_shape(tf.constant(data)).numpy()) == [0, 0]
+
+
+def test_check_pixel_limit_refuses_a_larger_image_before_decoding():
+  encoded = encode(random_image((40, 30, 3)), 'PNG')  # 1,200 pixels
+  assert preprocess.check_pixel_limit(encoded, 1200).numpy() == encoded.numpy()
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='30x40 pixels, more than max_image_pixels=1199'):
+    preprocess.check_pixel_limit(encoded, 1199)
+  decoded = tf.zeros([40, 30, 3], tf.uint8)  # already decoded: nothing to check
+  assert preprocess.check_pixel_limit(decoded, 1) is decoded
+  # in a tf.data map the failed check is an error like a corrupt file's: ignore_errors drops it
+  small = encode(random_image((10, 20, 3)), 'PNG')
+  images = tf.data.Dataset.from_tensor_slices([encoded, small]).map(
+      lambda image: tf.shape(preprocess.decode_crop(preprocess.check_pixel_limit(image, 1000))))
+  assert [list(shape) for shape in images.ignore_errors().as_numpy_iterator()] == [[10, 20, 3]]

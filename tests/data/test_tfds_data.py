@@ -96,3 +96,16 @@ def test_imagenet_prepared_from_manual_dir(tmp_path):
   assert sorted(train['labels']) == [0, 0, 1, 1]
   batches = list(eval_iterator(data, PREP, global_batch_size=2))
   assert [list(b['mask']) for b in batches] == [[1, 1], [1, 0]]
+
+
+@pytest.mark.parametrize('cache', [False, True])
+def test_image_over_the_pixel_limit_stops_with_the_limit(mocked_tfds, cache):
+  """tf_flowers' mock JPEGs have sides of 5 to 49 pixels: at least 25 pixels each. Encoded
+  images (streamed, or held in memory encoded) are checked before decoding."""
+  data = DataConfig(source='tfds', name='tf_flowers', data_dir=mocked_tfds, eval_split='train',
+                    cache=cache, max_image_pixels=24)
+  message = r'an image of \d+x\d+ pixels, more than max_image_pixels=24: raise data.max_image'
+  with pytest.raises(DataError, match=message):
+    next(train_iterator(data, PREP, global_batch_size=8, seed=0))
+  with pytest.raises(DataError, match=message):
+    list(eval_iterator(data, PREP, global_batch_size=8))

@@ -87,3 +87,23 @@ def test_resized_size_keeps_the_aspect_ratio():
 def test_prepare_refuses_to_overwrite_its_input(tmp_path):
   with pytest.raises(ValueError, match='must differ'):
     prepare_data.prepare(str(tmp_path), str(tmp_path), 100)
+
+
+def test_prepare_skips_images_over_the_pixel_limit(tmp_path, capsys):
+  """One stderr line per image whose header gives more than --max-image-pixels; the others
+  are prepared."""
+  source = tmp_path / 'source'
+  (source / 'class_0').mkdir(parents=True)
+  Image.new('RGB', (40, 20)).save(source / 'class_0' / 'small.png')  # 800 pixels: copied
+  Image.new('RGB', (40, 40)).save(source / 'class_0' / 'large.png')
+  Image.new('1', (20000, 20000)).save(source / 'class_0' / 'huge.png')  # 48 kB, 1.2 GB decoded
+  output = tmp_path / 'output'
+  assert prepare_data.main(['--input', str(source), '--output', str(output), '--max-side', '100',
+                            '--max-image-pixels', '1000', '--workers', '1']) == 0
+  assert [p.name for p in (output / 'class_0').iterdir()] == ['small.png']
+  skipped = sorted(line for line in capsys.readouterr().err.splitlines()
+                   if line.startswith('skipped'))
+  assert skipped == [
+      f'skipped unreadable image {source}/class_0/{name}: {size} pixels, more than '
+      'max_image_pixels=1000' for name, size in (('huge.png', '20000x20000'),
+                                                 ('large.png', '40x40'))]
