@@ -13,11 +13,12 @@ wall time 01:26 (real 1m38s) with the data set prepared, real 2m05s on a fresh m
 (including the TFDS preparation of the embedded data set); ahead-of-time compilation of the 3
 programs took 44 s of it.
 """
+from effnet_jax.config import check_arg_keys, parse_config_arg
 from effnet_jax.recipes import efficientnetv2
 
 
 def get_config(arg=None):
-  del arg
+  check_arg_keys(parse_config_arg(arg), {})  # takes no config argument
   c = efficientnetv2('efficientnetv2_b0', randaug_magnitude=10.0, mix_alpha=0.2,
                      arg='data=embedded')
   c.model_overrides.phi = -8.0

@@ -11,11 +11,11 @@ beside the raw weights.
 Expected: >= 90 % test top-1 (measured 90.3 %, 10:56 wall on a 2-core AMD EPYC VM with tcmalloc
 as launch/setup.sh installs it; 14:25 without: README.md).
 """
-from effnet_jax.config import base_config
+from effnet_jax.config import base_config, check_arg_keys, parse_config_arg
 
 
 def get_config(arg=None):
-  del arg
+  check_arg_keys(parse_config_arg(arg), {})  # takes no config argument
   c = base_config()
   c.model = 'efficientnet_b0'
   c.model_overrides.phi = -10.0

@@ -1,17 +1,25 @@
-"""The run configuration schema: every key a config file may set, with its default.
+"""The run configuration schema (every key a config file may set, with its default) and the
+loader of config files.
 
 Config files (``configs/*.py``) start from :func:`base_config` and change what their recipe
-needs; the result is locked, so a typo (in a file or a ``--config.key=value`` flag) is an
-error naming the closest valid keys.
+needs. The schema is locked, so setting a key it lacks — a typo in a file
+(``c.optimizer.learning_rat = 0.1``, ``c.data.update(sorce='folder')``) or in a
+``--config.key=value`` flag — is an error naming the closest valid key; a config that needs keys
+of its own adds them explicitly (``with c.unlocked():``) or builds its own schema, as the
+ablation configs do (effnet_jax/analysis/configs.py). :func:`load_config_file` turns every way a
+config file can fail into a :class:`ConfigFileError` of one line naming the file and line.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import traceback
+import types
 
 import ml_collections
 from ml_collections import config_dict
 
-from effnet_jax.models.registry import ModelConfig
 from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS
 
 # ModelConfig fields the trainer sets itself (from the data set, the mesh and config.dtype).
@@ -21,6 +29,7 @@ _TRAINER_SET = ('name', 'family', 'num_classes', 'dtype', 'bn_axis_name')
 def model_overrides_schema() -> ml_collections.ConfigDict:
   """One unset (None) entry per overridable ModelConfig field, plus compound scaling's phi,
   alpha, beta, gamma: ``--config.model_overrides.width_mult=0.5`` works, a typo does not."""
+  from effnet_jax.models.registry import ModelConfig  # (imports jax: not to report a bad flag)
   fields = {f.name: config_dict.placeholder(type(f.default))
             for f in dataclasses.fields(ModelConfig) if f.name not in _TRAINER_SET}
   fields.update({k: config_dict.placeholder(float) for k in ('phi', 'alpha', 'beta', 'gamma')})
@@ -33,6 +42,7 @@ def set_overrides(config: ml_collections.ConfigDict) -> dict:
 
 
 def base_config() -> ml_collections.ConfigDict:
+  """The schema with its defaults, locked: a key it lacks cannot be set (see the module doc)."""
   c = ml_collections.ConfigDict()
   c.model = 'efficientnet_b0'
   # effnet_jax.models.ModelConfig fields (width_mult, phi, drop_path_rate, bn_momentum, ...);
@@ -148,6 +158,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.async_checkpoints = True
   c.progress_bar = True
   c.tensorboard = True
+  c.lock()
   return c
 
 
@@ -165,10 +176,108 @@ def parse_config_arg(arg: str | None) -> dict[str, str]:
   return out
 
 
+class ConfigArgumentError(ValueError):
+  """A config argument (``--config file.py:ARG``) the config file does not accept."""
+
+
 def check_arg_keys(args: dict[str, str], allowed: dict[str, tuple[str, ...]]) -> None:
   """Rejects unknown config-argument keys or values with the valid ones listed."""
   for key, value in args.items():
     if key not in allowed:
-      raise ValueError(f'unknown config argument {key!r}; valid: {sorted(allowed)}')
+      valid = f'valid: {sorted(allowed)}' if allowed else 'this config takes none'
+      raise ConfigArgumentError(f'unknown config argument {key!r}; {valid}')
     if allowed[key] and value not in allowed[key]:
-      raise ValueError(f'config argument {key}={value!r}; valid values: {allowed[key]}')
+      raise ConfigArgumentError(f'config argument {key}={value!r}; valid values: '
+                                f'{allowed[key]}')
+
+
+class ConfigFileError(Exception):
+  """A config file that cannot be used (missing, unreadable, broken, a bad config argument, a key
+  the schema lacks); the message is one line naming the file (and line). Not a ValueError, so
+  absl's flag parser passes it on as it is."""
+
+
+# ml_collections' errors for a key that a locked ConfigDict lacks: set in a file, or overridden
+# by a --config.key=value flag (config_flags' KeyError); both name the closest key (difflib).
+_LOCKED = re.compile(r'Key "(?P<key>[^"]*)" does not exist and cannot be added since the config '
+                     r'is locked')
+_OVERRIDE = re.compile(r"'(?P<key>[^']*)'(\nDid you mean .*)?", re.DOTALL)
+_CLOSEST = re.compile(r'Did you mean "(?P<closest>[^"]*)" instead')
+
+
+def error_message(error: BaseException) -> str:
+  """The text of ``error``, unwrapped from the exceptions ml_collections and config_flags nest
+  it in (``AttributeError(KeyError('...'))``)."""
+  while isinstance(error, (AttributeError, KeyError)) and len(error.args) == 1 and isinstance(
+      error.args[0], BaseException):
+    error = error.args[0]
+  if isinstance(error, (AttributeError, KeyError)) and len(error.args) == 1:
+    return str(error.args[0])  # a KeyError's str() is its repr
+  return str(error)
+
+
+def unknown_key_message(message: str, flag: bool = False) -> str | None:
+  """ml_collections' multi-line error for an unknown key of a locked config in one line,
+  ``unknown config key "learning_rat". Did you mean "base_learning_rate"?``; None for any
+  other message. ``flag``: also read config_flags' error for an unknown ``--config.key``."""
+  match = _LOCKED.search(message) or (_OVERRIDE.fullmatch(message) if flag else None)
+  if match is None:
+    return None
+  closest = _CLOSEST.search(message)
+  return f'unknown config key "{match["key"]}"' + (
+      f'. Did you mean "{closest["closest"]}"?' if closest else '')
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """``get_config(arg)`` of the config file ``spec`` = ``path[:arg]``, locked.
+
+  Every failure is a :class:`ConfigFileError` whose message is one line naming the file: missing
+  or unreadable, a syntax error, a bad config argument, a key the schema lacks
+  (``path:line: unknown config key "x". Did you mean "y"?``), any other exception raised while
+  running it (``path:line: NameError: ...``; that exception is chained as the cause, so its
+  traceback can still be shown)."""
+  path, *arg = spec.split(':', 1)
+  if not path:
+    raise ConfigFileError('no config file given')
+  if os.path.isdir(path):
+    raise ConfigFileError(f'{path}: is a directory, not a config file')
+  try:
+    with open(path, 'rb') as f:
+      source = f.read()
+  except OSError as error:
+    reason = 'no such config file' if isinstance(error, FileNotFoundError) else (
+        f'cannot read it: {error.strerror or error}')
+    raise ConfigFileError(f'{path}: {reason}') from None
+  module = types.ModuleType(os.path.splitext(os.path.basename(path))[0])
+  module.__file__ = path
+  try:
+    exec(compile(source, path, 'exec'), module.__dict__)  # pylint: disable=exec-used
+    get_config = module.__dict__.get('get_config')
+    config = get_config(*arg) if callable(get_config) else None
+  except SyntaxError as error:
+    raise ConfigFileError(f'{error.filename}:{error.lineno}: SyntaxError: {error.msg}') from None
+  except ConfigArgumentError as error:
+    raise ConfigFileError(f'{path}: {error}') from None
+  except Exception as error:  # pylint: disable=broad-except
+    where = _line_of(path, error)
+    unknown = unknown_key_message(error_message(error))
+    if unknown:
+      raise ConfigFileError(f'{where}: {unknown}') from None
+    raise ConfigFileError(f'{where}: {type(error).__name__}: {" ".join(str(error).split())}'
+                          ) from error
+  if not callable(get_config):
+    raise ConfigFileError(f'{path}: defines no get_config(arg)')
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigFileError(f'{path}: get_config returned {type(config).__name__}, not a '
+                          'ConfigDict')
+  config.lock()
+  return config
+
+
+def _line_of(path: str, error: Exception) -> str:
+  """``path:line`` of the innermost line of the config file ``path`` that ``error`` came
+  through."""
+  here = os.path.abspath(path)
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+           if os.path.abspath(frame.filename) == here]
+  return f'{path}:{lines[-1]}' if lines else path

@@ -24,8 +24,10 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
 
 from absl import app, flags, logging
 
-from effnet_jax import distributed
+from effnet_jax import cli, distributed
 from effnet_jax.train.evaluation import evaluate_sizes, format_rows
+
+PROGRAM = 'effnet_jax.evaluate'
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'a training run directory', required=True)
 _SIZES = flags.DEFINE_string('image-sizes', '', 'comma-separated eval resolutions (default: the '
@@ -39,17 +41,28 @@ _JSON = flags.DEFINE_boolean('json', False, 'one JSON object per size')
 _DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = distributed.define_flags(__name__)
 
 
+def _image_sizes(text: str) -> list[int] | None:
+  try:
+    sizes = [int(s) for s in text.split(',') if s.strip()]
+  except ValueError:
+    cli.exit_on_user_error(PROGRAM, f'--image-sizes={text}: not comma-separated integers')
+  if any(size < 1 for size in sizes):
+    cli.exit_on_user_error(PROGRAM, f'--image-sizes={text}: sizes must be >= 1')
+  return sizes or None
+
+
 def main(argv) -> int:
-  del argv
+  del argv  # no positional arguments: cli.flags_parser refuses them
+  sizes = _image_sizes(_SIZES.value)
+  cli.check_exists(PROGRAM, '--workdir', _WORKDIR.value)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.WARNING)
-  sizes = [int(s) for s in _SIZES.value.split(',') if s.strip()] if _SIZES.value else None
   try:
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
                            _PROCESS_ID.value)
     rows = evaluate_sizes(_WORKDIR.value, sizes, _STEP.value, _BEST.value, _BATCH.value)
   except (FileNotFoundError, ValueError) as error:
-    print(f'error: {error}', file=sys.stderr)
+    print(f'{PROGRAM}: error: {error}', file=sys.stderr)
     return 1
   import jax
   if jax.process_index() != 0:  # every process evaluates its share; process 0 prints the table
@@ -65,4 +78,4 @@ def main(argv) -> int:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.flags_parser(PROGRAM))

@@ -4,8 +4,10 @@
   python -m effnet_jax.main --config configs/efficientnet_b0.py:data=imagenet \\
       --workdir gs://bucket/b0 --config.data.manual_dir=/data/imagenet
 
-``--config.key=value`` overrides any config key; configs are locked, so an unknown key is an
-error naming the closest valid ones. A workdir with checkpoints is resumed.
+``--config.key=value`` overrides any config key; configs are locked, so an unknown key (on the
+command line or in the config file) is an error naming the closest valid one. A bad command line
+or config file is one line on stderr and exit status 2 (effnet_jax/cli.py); a failure during the
+run, its error and exit status 1. A workdir with checkpoints is resumed.
 
 Multi-process runs (TPU pods, GPU clusters, N processes on one machine) start the same command in
 every process; effnet_jax/distributed.py says when ``jax.distributed.initialize`` is called and
@@ -23,25 +25,14 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
   use_caching_allocator()
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from effnet_jax import distributed  # (no jax import: keeps --help fast)
-from effnet_jax.runtime import exit_on_flag_error
+from effnet_jax import cli, distributed  # (no jax import: keeps --help fast)
 
+PROGRAM = 'effnet_jax'
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(_REPO, 'configs', 'default.py')
 
-
-def _flag_error(error: BaseException):
-  exit_on_flag_error('effnet_jax', error)
-
-
-_FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, flags.Error)
-try:  # config_flags reads the --config.* overrides of sys.argv while defining the flag
-  _CONFIG = config_flags.DEFINE_config_file('config', DEFAULT_CONFIG,
-                                            'Config file (path[:arg]).', lock_config=True)
-except _FLAG_ERRORS as error:
-  _flag_error(error)
+_CONFIG = cli.define_config_flag(PROGRAM, DEFAULT_CONFIG, 'Config file (path[:arg]).')
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('workdirs', 'default'),
                                'Directory for checkpoints and metrics (resumed if it has any); '
                                'shared storage for a multi-host run.')
@@ -51,16 +42,8 @@ _ALLOW_CHANGES = flags.DEFINE_list(
 _DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = distributed.define_flags(__name__)
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  try:
-    return flags.FLAGS(argv)
-  except _FLAG_ERRORS as error:
-    _flag_error(error)
-
-
 def main(argv) -> int:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # no positional arguments: cli.flags_parser refuses them
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
@@ -77,10 +60,10 @@ def main(argv) -> int:
     # says what to do.
     if flags.FLAGS['verbosity'].present:
       raise
-    print(f'effnet_jax: error: {error}\n(--verbosity=0 shows the traceback)', file=sys.stderr)
+    print(f'{PROGRAM}: error: {error}\n(--verbosity=0 shows the traceback)', file=sys.stderr)
     return 1
   return 0
 
 
 if __name__ == '__main__':
-  sys.exit(app.run(main, flags_parser=_parse_flags))
+  sys.exit(app.run(main, flags_parser=cli.flags_parser(PROGRAM)))

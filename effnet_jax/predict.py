@@ -29,8 +29,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from effnet_jax import cli
 from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS, TooManyPixels, open_image
 
+PROGRAM = 'effnet_jax.predict'
 BACKGROUND = 'background'
 
 
@@ -171,9 +173,8 @@ def format_result(result: dict, k: int) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
-      prog='python -m effnet_jax.predict',
-      description='Top-k classes of image files with a pretrained directory or training run.')
+  parser = cli.ArgumentParser(PROGRAM, description='Top-k classes of image files with a '
+                              'pretrained directory or training run.')
   parser.add_argument('--weights', required=True,
                       help='pretrained directory (model.json + variables/) or training workdir')
   parser.add_argument('--json', action='store_true', help='one JSON object per line')
@@ -189,6 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   if args.top_k < 1 or args.batch_size < 1 or args.max_image_pixels < 1 or args.image_size < 0:
     parser.error('--top-k, --batch-size and --max-image-pixels must be positive, '
                  '--image-size >= 0')
+  cli.check_exists(PROGRAM, '--weights', args.weights)
   return args
 
 
@@ -199,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor(args.weights, args.image_size, args.batch_size,
                           args.max_image_pixels)
   except (FileNotFoundError, ValueError) as error:
-    print(f'effnet_jax.predict: error: {error}', file=sys.stderr)
+    print(f'{PROGRAM}: error: {error}', file=sys.stderr)
     return 1
   failed = 0
   for result in predictor.predict_files(args.images, args.top_k):
     if 'error' in result:
-      print(f'effnet_jax.predict: skipped {result["error"]}', file=sys.stderr, flush=True)
+      print(f'{PROGRAM}: skipped {result["error"]}', file=sys.stderr, flush=True)
       failed += 1
     elif args.json:
       print(json.dumps(result), flush=True)

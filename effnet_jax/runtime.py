@@ -73,12 +73,3 @@ def use_caching_allocator() -> None:
   except OSError:  # could not re-execute: carry on with the default allocator
     pass
 
-
-def exit_on_flag_error(program: str, error: BaseException):
-  """Reports a bad command-line flag (e.g. a config key typo) in one line, without a traceback,
-  and exits with status 2."""
-  message = error
-  while isinstance(message, BaseException) and message.args:  # config_flags nests KeyErrors
-    message = message.args[0]
-  print(f'{program}: error in the flags: {message}', file=sys.stderr)
-  sys.exit(2)

@@ -32,7 +32,8 @@ def _at_import(tree):
 
 def _defines_flags(tree) -> bool:
   return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-             and (node.func.attr.startswith('DEFINE') or node.func.attr == 'define_flags')
+             and (node.func.attr.startswith('DEFINE')
+                  or node.func.attr in ('define_flags', 'define_config_flag'))
              for node in _at_import(tree))
 
 

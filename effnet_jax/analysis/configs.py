@@ -20,8 +20,11 @@ def scale_of(arg: str | None) -> str:
 def experiment(name: str, kind: str, train: ml_collections.ConfigDict,
                **settings) -> ml_collections.ConfigDict:
   """An ablation config: ``experiment`` (what runs), ``name`` (the plot's file name),
-  ``train`` (the base training config every row changes) and the experiment's settings."""
-  return ml_collections.ConfigDict(dict(experiment=kind, name=name, train=train, **settings))
+  ``train`` (the base training config every row changes) and the experiment's settings. Locked:
+  these keys are its schema, so a key set later (in the file or as a flag) must be one of them."""
+  config = ml_collections.ConfigDict(dict(experiment=kind, name=name, train=train, **settings))
+  config.lock()
+  return config
 
 
 def train_config(scale: str, model: str, **small) -> ml_collections.ConfigDict:

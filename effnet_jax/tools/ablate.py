@@ -19,30 +19,19 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
   use_caching_allocator()
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from effnet_jax import cli
 from effnet_jax.analysis.run import run_config
-from effnet_jax.runtime import exit_on_flag_error
 
-
-def _flag_error(error: BaseException):
-  exit_on_flag_error('effnet_jax.tools.ablate', error)
-
-
-_FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, flags.Error)
-try:
-  _CONFIG = config_flags.DEFINE_config_file('config', None, 'An ablation config (path[:arg]).',
-                                            lock_config=True)
-except _FLAG_ERRORS as error:
-  _flag_error(error)
+PROGRAM = 'effnet_jax.tools.ablate'
+_CONFIG = cli.define_config_flag(PROGRAM, None, 'An ablation config (path[:arg]).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for the runs, results.csv and plots.')
 
 
 def main(argv) -> int:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # no positional arguments: cli.flags_parser refuses them
   if _CONFIG.value is None or not _WORKDIR.value:
-    raise app.UsageError('--config and --workdir are required')
+    cli.exit_on_user_error(PROGRAM, '--config and --workdir are required')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.WARNING)
   from effnet_jax.data import DataError
@@ -52,17 +41,10 @@ def main(argv) -> int:
   try:
     run_config(_CONFIG.value, _WORKDIR.value)
   except (DataError, ValueError, FileNotFoundError) as error:
-    print(f'effnet_jax.tools.ablate: error: {error}', file=sys.stderr)
+    print(f'{PROGRAM}: error: {error}', file=sys.stderr)
     return 1
   return 0
 
 
-def _parse_flags(argv):
-  try:
-    return flags.FLAGS(argv)
-  except _FLAG_ERRORS as error:
-    _flag_error(error)
-
-
 if __name__ == '__main__':
-  sys.exit(app.run(main, flags_parser=_parse_flags))
+  sys.exit(app.run(main, flags_parser=cli.flags_parser(PROGRAM)))

@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from effnet_jax import cli
 from effnet_jax.config import base_config, set_overrides
 from effnet_jax.models import get_model_config
 
@@ -551,7 +552,7 @@ def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   if argv[:1] == [_WORKER_FLAG]:
     return _timm_worker(argv[1])
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = cli.ArgumentParser('effnet_jax.tools.benchmark', description=__doc__.split('\n')[0])
   parser.add_argument('--model', default='efficientnet_b0')
   parser.add_argument('--mode', choices=MODES, nargs='+', default=['train'])
   parser.add_argument('--batch-size', type=int, default=256)

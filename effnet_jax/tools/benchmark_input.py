@@ -25,7 +25,6 @@ if __name__ == '__main__':  # before TensorFlow loads: see effnet_jax/runtime.py
   from effnet_jax.runtime import use_caching_allocator
   use_caching_allocator()
 
-import argparse
 import dataclasses
 import json
 import os
@@ -33,6 +32,8 @@ import subprocess
 import time
 
 import numpy as np
+
+from effnet_jax import cli
 
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'hubble_deep_field', 'immunohistochemistry',
           'retina', 'rocket')
@@ -212,7 +213,8 @@ def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   if argv[:1] == [_WORKER_FLAG]:
     return _timm_worker(argv[1])
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = cli.ArgumentParser('effnet_jax.tools.benchmark_input',
+                              description=__doc__.split('\n')[0])
   action = parser.add_mutually_exclusive_group(required=True)
   action.add_argument('--generate', metavar='DIR', help='write ImageNet-like JPEGs here')
   action.add_argument('--folder', metavar='DIR', help='benchmark the pipelines on this folder')
@@ -241,6 +243,7 @@ def main(argv=None) -> int:
     return 0
   if min(args.batch_size, args.num_batches, args.image_size) < 1 or args.warmup_batches < 0:
     parser.error('--batch-size, --num-batches and --image-size must be >= 1')
+  cli.check_exists(parser.program, '--folder', args.folder)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   from effnet_jax.data import DataError
   try:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Mapping
 import jax
 import numpy as np
 
+from effnet_jax import cli
 from effnet_jax.models.arch import BlockSpec
 from effnet_jax.models.registry import ModelConfig, build_model, get_model_config
 from effnet_jax.tools.weight_files import (SOURCES, TF_BN_VARIABLES, ConversionError,
@@ -38,6 +39,7 @@ from effnet_jax.tools.weight_files import (SOURCES, TF_BN_VARIABLES, ConversionE
 __all__ = ['SOURCES', 'ConversionError', 'convert', 'convert_state_dict', 'read_source',
            'resolve_arch']
 
+PROGRAM = 'effnet_jax.tools.convert'
 # PyTorch-trained weights (timm's non-``tf_`` models, ReXNet): static symmetric padding and
 # PyTorch's BatchNorm epsilon. TF-origin weights use the registered defaults (SAME, 1e-3).
 _TORCH_TRAINED = {'padding': 'symmetric', 'bn_eps': 1e-5}
@@ -467,28 +469,34 @@ def convert(source: str, arch: str, state_dict_or_path) -> tuple[str, dict[str, 
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
-      prog='python -m effnet_jax.tools.convert', description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.ArgumentParser(PROGRAM, description=__doc__.split('\n\n')[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--source', required=True, choices=SOURCES)
   parser.add_argument('--arch', required=True, help="the architecture's name in the source zoo")
   parser.add_argument('--input', required=True, help='weights file or TF checkpoint')
   parser.add_argument('--output', required=True, help='pretrained directory to write')
   parser.add_argument('--class-names', help='optional text file, one class name per line')
   args = parser.parse_args(argv)
+  class_names = None
+  if args.class_names:
+    try:
+      with open(args.class_names) as f:
+        class_names = [line.strip() for line in f if line.strip()]
+    except OSError as e:
+      parser.error(f'--class-names {args.class_names}: {e.strerror or e}')
 
   from effnet_jax.models.pretrained import save_pretrained
 
   try:
     state_dict, notes = read_source(args.source, args.input)
     model_name, overrides, variables = convert_state_dict(args.source, args.arch, state_dict)
+  except FileNotFoundError:
+    parser.error(f'--input {args.input}: no such file or TF checkpoint')
+  except OSError as e:  # a directory, no permission
+    parser.error(f'--input {args.input}: {e.strerror or e}')
   except ConversionError as e:
-    print(f'error: {e}', file=sys.stderr)
+    print(f'{PROGRAM}: error: {e}', file=sys.stderr)
     return 1
-  class_names = None
-  if args.class_names:
-    with open(args.class_names) as f:
-      class_names = [line.strip() for line in f if line.strip()]
   source = {'framework': args.source, 'arch': args.arch, 'file': os.path.abspath(args.input),
             **notes}
   save_pretrained(args.output, model_name, variables, overrides, source=source,

@@ -22,12 +22,14 @@ as SavedModel variables (no 2 GB graph limit); the computation is serialised as 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from typing import Any
 
+from effnet_jax import cli
+
+PROGRAM = 'effnet_jax.tools.export'
 SIGNATURE = 'serving_default'
 METADATA = 'effnet_jax.json'
 TFLITE = 'model.tflite'
@@ -103,8 +105,7 @@ def export(weights: str, output: str, image_size: int = 0, tflite: bool = False,
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m effnet_jax.tools.export',
-                                   description=__doc__.split('\n')[0])
+  parser = cli.ArgumentParser(PROGRAM, description=__doc__.split('\n')[0])
   parser.add_argument('--weights', required=True,
                       help='pretrained directory (model.json + variables/) or training workdir')
   parser.add_argument('--output', required=True, help='SavedModel directory to write')
@@ -114,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--platforms', default=','.join(DEFAULT_PLATFORMS),
                       help='platforms the SavedModel runs on (jax2tf native serialisation)')
   args = parser.parse_args(argv)
+  cli.check_exists(PROGRAM, '--weights', args.weights)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   try:
     metadata = export(args.weights, args.output, args.image_size, args.tflite,
                       [p for p in args.platforms.split(',') if p])
   except (FileNotFoundError, ValueError) as error:
-    print(f'effnet_jax.tools.export: error: {error}', file=sys.stderr)
+    print(f'{PROGRAM}: error: {error}', file=sys.stderr)
     return 1
   size = metadata['image_size']
   print(f'{args.output}: SavedModel, {SIGNATURE}(images float32 [batch, {size}, {size}, 3]) -> '

@@ -16,13 +16,13 @@ that much less time in JPEG decoding: docs/performance.md has the measurement.
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import multiprocessing
 import os
 import shutil
 import sys
 
+from effnet_jax import cli
 from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS, open_image
 from effnet_jax.train.metrics import ProgressBar
 
@@ -100,7 +100,7 @@ def prepare(input_root: str, output_root: str, max_side: int, quality: int = 95,
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = cli.ArgumentParser('effnet_jax.tools.prepare_data', description=__doc__.split('\n')[0])
   parser.add_argument('--input', required=True, help='image folder (one sub-folder per class)')
   parser.add_argument('--output', required=True, help='where the resized copy goes')
   parser.add_argument('--max-side', type=int, required=True, help='longest side in pixels')

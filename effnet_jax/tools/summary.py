@@ -8,11 +8,11 @@ so even EfficientNet-L2 summarises in seconds on a laptop.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import jax
 
+from effnet_jax import cli
 from effnet_jax.models import create_model, get_model_config, list_models
 from effnet_jax.models.published import PUBLISHED
 from effnet_jax.models.utils import count_params, feature_shapes, profile
@@ -110,7 +110,7 @@ pre-training); the Lite numbers are not in our references.
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = cli.ArgumentParser('effnet_jax.tools.summary', description=__doc__.split('\n')[0])
   group = parser.add_mutually_exclusive_group(required=True)
   group.add_argument('--model', help='registered model name (see --list)')
   group.add_argument('--all', action='store_true', help='markdown table of every model')
