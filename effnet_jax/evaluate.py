@@ -57,11 +57,12 @@ def main(argv) -> int:
   cli.check_exists(PROGRAM, '--workdir', _WORKDIR.value)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.WARNING)
+  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
   try:
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
                            _PROCESS_ID.value)
     rows = evaluate_sizes(_WORKDIR.value, sizes, _STEP.value, _BEST.value, _BATCH.value)
-  except (FileNotFoundError, ValueError) as error:
+  except (FileNotFoundError, ValueError, CheckpointError) as error:
     print(f'{PROGRAM}: error: {error}', file=sys.stderr)
     return 1
   import jax

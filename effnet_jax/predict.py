@@ -197,10 +197,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
   args = parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
   try:
     predictor = Predictor(args.weights, args.image_size, args.batch_size,
                           args.max_image_pixels)
-  except (FileNotFoundError, ValueError) as error:
+  except (FileNotFoundError, ValueError, CheckpointError) as error:
     print(f'{PROGRAM}: error: {error}', file=sys.stderr)
     return 1
   failed = 0

@@ -117,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   cli.check_exists(PROGRAM, '--weights', args.weights)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
   try:
     metadata = export(args.weights, args.output, args.image_size, args.tflite,
                       [p for p in args.platforms.split(',') if p])
-  except (FileNotFoundError, ValueError) as error:
+  except (FileNotFoundError, ValueError, CheckpointError) as error:
     print(f'{PROGRAM}: error: {error}', file=sys.stderr)
     return 1
   size = metadata['image_size']
