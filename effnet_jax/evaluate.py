@@ -46,10 +46,12 @@ def main(argv) -> int:
   sizes = [int(s) for s in _SIZES.value.split(',') if s.strip()] if _SIZES.value else None
   try:
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                           _PROCESS_ID.value)
+                           _PROCESS_ID.value, after_loss='Nothing was written: rerun the same '
+                           'command (every process).')
     rows = evaluate_sizes(_WORKDIR.value, sizes, _STEP.value, _BEST.value, _BATCH.value)
   except (FileNotFoundError, ValueError) as error:
     print(f'error: {error}', file=sys.stderr)
+    distributed.leave(1)
     return 1
   import jax
   if jax.process_index() != 0:  # every process evaluates its share; process 0 prints the table
@@ -65,4 +67,5 @@ def main(argv) -> int:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  with distributed.leave_on_crash():
+    app.run(main)

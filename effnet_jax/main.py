@@ -65,8 +65,10 @@ def main(argv) -> int:
   from effnet_jax.train.checkpoint import CheckpointError
   from effnet_jax.train.loop import train_and_evaluate
   try:
-    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                           _PROCESS_ID.value)
+    distributed.initialize(
+        _DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+        after_loss=f'The last complete checkpoint in {_WORKDIR.value} is kept: rerunning the same '
+                   'command (every process) resumes from it.')
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (DataError, ValueError, FloatingPointError, CheckpointError) as error:
     # Bad input (config, cluster, data, checkpoint), a diverged run or a full disk: the message
@@ -74,9 +76,11 @@ def main(argv) -> int:
     if flags.FLAGS['verbosity'].present:
       raise
     print(f'effnet_jax: error: {error}\n(--verbosity=0 shows the traceback)', file=sys.stderr)
+    distributed.leave(1)  # the other processes of a multi-process run stop when this one is gone
     return 1
   return 0
 
 
 if __name__ == '__main__':
-  sys.exit(app.run(main, flags_parser=_parse_flags))
+  with distributed.leave_on_crash():
+    sys.exit(app.run(main, flags_parser=_parse_flags))
