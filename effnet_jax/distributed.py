@@ -17,15 +17,42 @@ them through a coordinator (process 0) before any JAX computation. Where it is c
 Cross-process collectives on CPU use gloo (JAX's default ``jax_cpu_collectives_implementation``),
 whose communicators give a late peer 30 s: :func:`barrier` lines the processes up first where
 they may drift apart by more (start-up, compiling).
+
+When a process of the run dies (killed, crashed, or ended by its own error), the others stop
+within about :data:`HEARTBEAT_TIMEOUT_SECONDS` (at once when it was the coordinator) with one
+line on stderr and exit code :data:`LOST_PROCESS_EXIT_CODE`. JAX's coordination service notices
+the loss (a process missed its heartbeats, or the coordinator, process 0, no longer answers) and
+its client ends every process with a C++ ``LOG(FATAL)``: an abort, which Python's faulthandler
+reports as "Fatal Python error: Aborted". JAX offers no Python hook for that moment (the
+client's ``missed_heartbeat_callback`` cannot be given a Python function: jaxlib fails to pass it
+the status and terminates), so :func:`initialize` turns SIGABRT into that line and a plain exit.
+A process with an error of its own leaves at once (:func:`leave`, :func:`leave_on_crash`) rather
+than in JAX's shutdown barrier at exit, which would wait for the others while they wait for it.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import glob
 import os
+import signal
+import socket
+import sys
+import time
+import traceback
 from typing import Mapping
 
 MODES = ('auto', 'on', 'off')
 _GOOGLE_PCI_VENDOR = '0x1ae0'  # TPU chips on a Cloud TPU VM
+# A process that has not reached the coordination service for this long is lost (JAX's default,
+# 100 s, kept the others waiting that long). The heartbeats come from a C++ thread: a busy
+# Python (compiling, a long step) does not delay them.
+HEARTBEAT_TIMEOUT_SECONDS = 10
+# EX_TEMPFAIL (sysexits.h), not 143 (preempted: every process saved at an agreed step): another
+# process was lost; the last complete checkpoint is kept, and rerunning the same command resumes.
+LOST_PROCESS_EXIT_CODE = 75
+_SIGNAL_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_int)
+_run: dict = {}  # this process's place in a multi-process run, once initialize() joined one
 
 
 def define_flags(module_name: str):
@@ -146,16 +173,115 @@ def barrier(name: str, timeout_seconds: int = 3600) -> None:
 
 
 def initialize(mode: str = 'auto', coordinator_address: str | None = None,
-               num_processes: int | None = None, process_id: int | None = None) -> bool:
+               num_processes: int | None = None, process_id: int | None = None,
+               after_loss: str = 'Rerun the same command.') -> bool:
   """Calls ``jax.distributed.initialize`` where :func:`initialize_arguments` says so (before
-  any JAX computation); returns whether it did."""
+  any JAX computation); returns whether it did. In a run of several processes, a lost process
+  then ends this one within about :data:`HEARTBEAT_TIMEOUT_SECONDS` with
+  :func:`lost_process_message` (``after_loss``: what is kept and how to go on) and
+  :data:`LOST_PROCESS_EXIT_CODE`."""
   arguments = initialize_arguments(mode, coordinator_address, num_processes, process_id,
                                    os.environ, tpu_chips_present())
   if arguments is None:
     return False
   import jax
-  jax.distributed.initialize(**arguments)
+  jax.distributed.initialize(**arguments, heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_SECONDS)
+  try:  # where initialize() found the coordinator (auto-detected on a cluster)
+    from jax._src import distributed as jax_distributed
+    coordinator = jax_distributed.global_state.coordinator_address
+  except (ImportError, AttributeError):
+    coordinator = arguments.get('coordinator_address')
+  if jax.process_count() > 1:
+    _run.update(process_id=jax.process_index(), num_processes=jax.process_count(),
+                coordinator=coordinator, after_loss=after_loss)
+    _end_cleanly_on_abort()
   return True
+
+
+def lost_process_message(process_id: int, num_processes: int, coordinator_gone: bool,
+                         after_loss: str) -> str:
+  """The line a process prints when the run lost another process and it stops too."""
+  if coordinator_gone:
+    lost = 'the coordinator, process 0, is gone (killed, crashed or unreachable)'
+  else:
+    lost = ("another process of the run was lost (killed, crashed, failed or unreachable: JAX's "
+            'line above names it, its own log says why)')
+  return f'effnet_jax: process {process_id} of {num_processes} stopped: {lost}. {after_loss}'
+
+
+def reachable(address: str | None, timeout_seconds: float = 1.0) -> bool:
+  """Whether something accepts TCP connections at ``address`` (HOST:PORT)."""
+  if not address:
+    return True  # unknown: assume so
+  host, _, port = address.rpartition(':')
+  try:
+    with socket.create_connection((host.strip('[]'), int(port)), timeout=timeout_seconds):
+      return True
+  except (OSError, ValueError):
+    return False
+
+
+def _flush() -> None:
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (OSError, ValueError):
+      pass
+
+
+def _on_abort(signum: int) -> None:
+  """SIGABRT in a multi-process run: JAX's coordination client ending the process after the run
+  lost a process (its LOG(FATAL) line is above). Says so on one line, then exits."""
+  del signum
+  coordinator_gone = _run['process_id'] != 0 and not reachable(_run['coordinator'])
+  _flush()
+  message = lost_process_message(_run['process_id'], _run['num_processes'], coordinator_gone,
+                                 _run['after_loss'])
+  os.write(2, f'{message}\n'.encode())
+  os._exit(LOST_PROCESS_EXIT_CODE)
+
+
+def _end_cleanly_on_abort() -> None:
+  """Installs :func:`_on_abort` for SIGABRT at the C level: Python's own signal handlers run
+  later, in the main thread, which the abort does not wait for. Replaces faulthandler's
+  report for SIGABRT."""
+  try:
+    libc = ctypes.CDLL(None)
+    libc.signal.argtypes = (ctypes.c_int, _SIGNAL_HANDLER)
+    libc.signal.restype = ctypes.c_void_p
+  except (OSError, AttributeError):  # no C library to ask: JAX's abort stays as it is
+    return
+  _run['handler'] = _SIGNAL_HANDLER(_on_abort)  # (kept: C holds the only other reference)
+  libc.signal(signal.SIGABRT, _run['handler'])
+
+
+def leave(code: int) -> None:
+  """In a multi-process run, ends this process now with ``code`` (after an error it has
+  reported), skipping JAX's shutdown barrier at exit: that barrier waits for every process,
+  while the others wait for this one in a collective. They stop when it is gone. No-op in a
+  single-process run."""
+  if _run:
+    _flush()
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def leave_on_crash():
+  """Around an entry point: an exception escaping it in a multi-process run ends the process
+  (:func:`leave` with 1, after the traceback). A failed collective or barrier (JAX's runtime
+  error) most likely means another process is gone: the coordination service says so within
+  :data:`HEARTBEAT_TIMEOUT_SECONDS`, and the process stops with the clearer
+  :func:`lost_process_message` instead; it is given twice that. Exits (SystemExit) pass."""
+  try:
+    yield
+  except Exception as error:
+    if not _run:
+      raise
+    import jax
+    if isinstance(error, jax.errors.JaxRuntimeError):
+      time.sleep(2 * HEARTBEAT_TIMEOUT_SECONDS)
+    traceback.print_exception(error)
+    leave(1)
 
 
 def all_processes(flag: bool) -> bool:

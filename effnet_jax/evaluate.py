@@ -60,10 +60,12 @@ def main(argv) -> int:
   from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
   try:
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                           _PROCESS_ID.value)
+                           _PROCESS_ID.value, after_loss='Nothing was written: rerun the same '
+                           'command (every process).')
     rows = evaluate_sizes(_WORKDIR.value, sizes, _STEP.value, _BEST.value, _BATCH.value)
   except (FileNotFoundError, ValueError, CheckpointError) as error:
     print(f'{PROGRAM}: error: {error}', file=sys.stderr)
+    distributed.leave(1)
     return 1
   import jax
   if jax.process_index() != 0:  # every process evaluates its share; process 0 prints the table
@@ -79,4 +81,5 @@ def main(argv) -> int:
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.flags_parser(PROGRAM))
+  with distributed.leave_on_crash():
+    app.run(main, flags_parser=cli.flags_parser(PROGRAM))

@@ -52,8 +52,10 @@ def main(argv) -> int:
   from effnet_jax.train.loop import train_and_evaluate
   from effnet_jax.train.metrics import MetricsError
   try:
-    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                           _PROCESS_ID.value)
+    distributed.initialize(
+        _DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+        after_loss=f'The last complete checkpoint in {_WORKDIR.value} is kept: rerunning the same '
+                   'command (every process) resumes from it.')
     train_and_evaluate(_CONFIG.value, _WORKDIR.value, _ALLOW_CHANGES.value)
   except (DataError, ValueError, FloatingPointError, CheckpointError, MetricsError) as error:
     # Bad input (config, cluster, data, checkpoint), a diverged run or a full disk: the message
@@ -61,9 +63,11 @@ def main(argv) -> int:
     if flags.FLAGS['verbosity'].present:
       raise
     print(f'{PROGRAM}: error: {error}\n(--verbosity=0 shows the traceback)', file=sys.stderr)
+    distributed.leave(1)  # the other processes of a multi-process run stop when this one is gone
     return 1
   return 0
 
 
 if __name__ == '__main__':
-  sys.exit(app.run(main, flags_parser=cli.flags_parser(PROGRAM)))
+  with distributed.leave_on_crash():
+    sys.exit(app.run(main, flags_parser=cli.flags_parser(PROGRAM)))

@@ -14,9 +14,10 @@
 #   -m  the module every process runs (default effnet_jax.main; effnet_jax.evaluate also joins)
 # Process 0 prints to the terminal; the others log to LOGDIR.
 # SIGTERM or SIGINT to this script goes to every process (a preemption drill: they agree on a
-# step, checkpoint and exit with 143). When one process fails, the others are stopped. The exit
-# status is process 0's, or the first failure's. PYTHON picks the interpreter (default
-# .venv/bin/python).
+# step, checkpoint and exit with 143). When one process fails (any exit status but 0 and 143),
+# the others are killed at once and the script exits with that status: rerunning it resumes from
+# the last complete checkpoint. The exit status is otherwise process 0's. PYTHON picks the
+# interpreter (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,8 +67,21 @@ failure=""
 while [ "${#alive[@]}" -gt 0 ]; do
   finished=""
   code=0
-  wait -n -p finished "${alive[@]}" || code=$?
-  [ -n "${finished:-}" ] || continue  # a signal interrupted the wait (the trap forwarded it)
+  # (2>/dev/null: bash's notices of killed processes, with their whole command line)
+  wait -n -p finished "${alive[@]}" 2>/dev/null || code=$?
+  if [ -z "${finished:-}" ]; then
+    # A signal interrupted the wait (the trap forwarded it), or processes that ended together
+    # were reaped at once and `wait -n` no longer knows them ("no such job"): find one.
+    for pid in "${alive[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        finished=$pid
+        code=0
+        wait "$pid" 2>/dev/null || code=$?
+        break
+      fi
+    done
+    [ -n "${finished:-}" ] || continue
+  fi
   remaining=()
   for pid in "${alive[@]}"; do [ "$pid" = "$finished" ] || remaining+=("$pid"); done
   alive=("${remaining[@]}")
@@ -76,10 +90,15 @@ while [ "${#alive[@]}" -gt 0 ]; do
     [ "${pids[$i]}" != "$finished" ] || echo "local_multiprocess: process $i exited with $code" >&2
   done
   # 143: preempted, every process saves and exits on its own. After any other failure the rest
-  # would wait for the lost process until the coordinator's heartbeat timeout: stop them.
+  # would stop by themselves within the heartbeat timeout (effnet_jax/distributed.py): kill
+  # them now. (Not SIGTERM: that asks for a checkpoint at an agreed step, which needs them all.)
   if [ "$code" -ne 0 ] && [ "$code" -ne 143 ] && [ -z "$failure" ]; then
     failure=$code
-    stop_all
+    if [ "${#alive[@]}" -gt 0 ]; then
+      echo "local_multiprocess: killing the other processes; the last complete checkpoint is" \
+           "kept: rerunning the same command resumes from it" >&2
+      kill -KILL "${alive[@]}" 2>/dev/null || true
+    fi
   fi
 done
 exit "${failure:-$first_status}"

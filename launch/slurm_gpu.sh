@@ -14,8 +14,12 @@
 # --config.compilation_cache_dir says otherwise.
 # Resilience: 180 s before the time limit, and on preemption, Slurm sends SIGTERM to every task;
 # the processes agree on a step, checkpoint and exit with 143, and this script requeues the job,
-# which resumes from that checkpoint. Adjust the #SBATCH lines (or override them on the sbatch
-# command line) for your cluster: GPUs per node, CPUs, time limit, partition.
+# which resumes from that checkpoint. When a task fails (any other non-zero exit, or killed),
+# srun ends the others (--kill-on-bad-exit; they also stop by themselves within seconds, with
+# exit code 75: effnet_jax/distributed.py) and the job ends without a requeue; submitting the
+# same command again resumes from the last complete checkpoint.
+# Adjust the #SBATCH lines (or override them on the sbatch command line) for your cluster: GPUs
+# per node, CPUs, time limit, partition.
 #SBATCH --job-name=effnet_jax
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=8
@@ -49,7 +53,7 @@ echo "slurm_gpu: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}), $SLURM_N
 export JAX_COORDINATOR_ADDRESS="$coordinator_host:$port" JAX_NUM_PROCESSES="$SLURM_NTASKS"
 status=0
 # Each task sets its own process id (single quotes: expanded by the task, not here).
-srun bash -c 'JAX_PROCESS_ID=$SLURM_PROCID exec .venv/bin/python \
+srun --kill-on-bad-exit=1 bash -c 'JAX_PROCESS_ID=$SLURM_PROCID exec .venv/bin/python \
     -m effnet_jax.main "$@"' effnet_jax "$@" "${cache_flag[@]}" || status=$?
 
 if [ "$status" -eq 143 ]; then  # preempted or out of time, with a checkpoint: continue

@@ -1,7 +1,16 @@
-"""When effnet_jax.main calls jax.distributed.initialize, and with what (effnet_jax/distributed.py)."""
+"""When effnet_jax.main calls jax.distributed.initialize, and with what; how a process stops when
+the run loses another (effnet_jax/distributed.py)."""
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 
+from effnet_jax import distributed
 from effnet_jax.distributed import ClusterError, initialize_arguments, tpu_chips_present
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LOCAL = {'coordinator_address': '127.0.0.1:8476', 'num_processes': 2, 'process_id': 1}
 
@@ -62,3 +71,52 @@ def test_tpu_chips_are_found_on_the_pci_bus(tmp_path):
   assert tpu_chips_present(str(tmp_path / '*' / 'vendor'))
   (tmp_path / '0000:00:05.0' / 'vendor').write_text('0x10de\n')  # an NVIDIA GPU
   assert not tpu_chips_present(str(tmp_path / '*' / 'vendor'))
+
+
+def test_the_lost_process_message_says_what_is_kept_and_how_to_go_on():
+  kept = 'The last complete checkpoint in /w is kept: rerunning the same command resumes from it.'
+  coordinator = distributed.lost_process_message(1, 4, True, kept)
+  assert coordinator.startswith('effnet_jax: process 1 of 4 stopped: the coordinator, process 0, '
+                                'is gone') and coordinator.endswith(kept)
+  other = distributed.lost_process_message(0, 4, False, kept)
+  assert 'another process of the run was lost' in other and other.endswith(kept)
+  assert '\n' not in coordinator + other
+
+
+def test_reachable():
+  with socket.socket() as listening:
+    listening.bind(('127.0.0.1', 0))
+    listening.listen()
+    address = f'127.0.0.1:{listening.getsockname()[1]}'
+    assert distributed.reachable(address)
+  assert not distributed.reachable(address)  # closed: refused
+  assert distributed.reachable(None)  # unknown
+
+
+def test_a_single_process_leaves_as_usual():
+  distributed.leave(1)  # returns
+  with pytest.raises(KeyError), distributed.leave_on_crash():
+    raise KeyError('raised as usual')
+
+
+ABORT = '''
+import faulthandler, os, sys
+faulthandler.enable()  # as absl's app.run does: it would report "Fatal Python error: Aborted"
+from effnet_jax import distributed
+distributed._run.update(process_id=1, num_processes=2, coordinator=sys.argv[1],
+                        after_loss='Rerun.')
+distributed._end_cleanly_on_abort()
+print('partial line', end='')  # flushed before the message
+os.abort()  # as JAX's coordination client's LOG(FATAL) does
+'''
+
+
+def test_an_abort_in_a_multi_process_run_becomes_the_message_and_exit_code():
+  with socket.socket() as free:
+    free.bind(('127.0.0.1', 0))
+    address = f'127.0.0.1:{free.getsockname()[1]}'  # nothing listens: the coordinator is gone
+  result = subprocess.run([sys.executable, '-c', ABORT, address], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+  assert result.returncode == distributed.LOST_PROCESS_EXIT_CODE, result.stderr
+  assert result.stdout == 'partial line'
+  assert result.stderr == distributed.lost_process_message(1, 2, True, 'Rerun.') + '\n'

@@ -1,9 +1,10 @@
 """The cluster launch scripts without a cluster: launch/lib.sh's argument helpers, and
 launch/slurm_gpu.sh against stand-ins for Slurm's commands (scontrol, srun) that record what
-they are asked to do."""
+they are asked to do; launch/local_multiprocess.sh with a stand-in trainer."""
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -36,7 +37,7 @@ def stub(folder, name, body):
   path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
-@pytest.mark.parametrize('exit_code', [0, 143])
+@pytest.mark.parametrize('exit_code', [0, 143, 75])  # done, preempted, a process lost
 def test_slurm_script_starts_every_task_and_requeues_a_preempted_job(tmp_path, exit_code):
   log = tmp_path / 'calls'
   stub(tmp_path, 'scontrol', f'echo "scontrol $*" >> {log}\n'
@@ -59,6 +60,7 @@ def test_slurm_script_starts_every_task_and_requeues_a_preempted_job(tmp_path, e
   assert len(srun) == 1
   assert 'coordinator=gpu-node-7:20123 processes=16' in srun[0]  # port 20000 + job id % 20000
   assert 'JAX_PROCESS_ID=$SLURM_PROCID' in srun[0]  # each task its own id
+  assert srun[0].split()[3] == '--kill-on-bad-exit=1'  # one task fails: srun ends the others
   assert '-m effnet_jax.main' in srun[0] and '--workdir /shared/b0' in srun[0]
   assert srun[0].endswith('--config.compilation_cache_dir=/shared/b0/compilation_cache')
   requeued = [c for c in calls if c.startswith('scontrol requeue')]
@@ -72,6 +74,27 @@ def test_slurm_script_needs_a_workdir(tmp_path):
   result = subprocess.run(['bash', 'launch/slurm_gpu.sh', '--config', 'c.py'], cwd=REPO, env=env,
                           capture_output=True, text=True)
   assert result.returncode != 0 and 'give --workdir' in result.stderr
+
+
+def test_local_script_kills_the_others_when_a_process_fails(tmp_path):
+  """Process 1 of 3 exits with 3: the script kills processes 0 and 2 at once — with SIGKILL (the
+  stand-in ignores SIGTERM, which would ask the trainer for a checkpoint) — and exits with 3."""
+  log = tmp_path / 'calls'
+  stub(tmp_path, 'python', f'echo "process $JAX_PROCESS_ID: $*" >> {log}\n'
+       '[ "$JAX_PROCESS_ID" = 1 ] && { sleep 0.5; exit 3; }\n'
+       f'trap \'echo "process $JAX_PROCESS_ID: SIGTERM" >> {log}\' TERM\n'
+       'for _ in $(seq 600); do sleep 0.1; done\n')
+  start = time.time()
+  result = subprocess.run(['launch/local_multiprocess.sh', '-n', '3', '-p', '1234', '-l',
+                           str(tmp_path / 'logs'), '--', '--workdir', '/tmp/w'], cwd=REPO,
+                          env=dict(os.environ, PYTHON=str(tmp_path / 'python')),
+                          capture_output=True, text=True, timeout=30)
+  assert result.returncode == 3, result.stderr
+  assert time.time() - start < 20  # not the stand-ins' minute
+  assert 'process 1 exited with 3' in result.stderr
+  assert 'killing the other processes; the last complete checkpoint is kept' in result.stderr
+  calls = log.read_text().splitlines()
+  assert sorted(calls) == [f'process {i}: -m effnet_jax.main --workdir /tmp/w' for i in range(3)]
 
 
 def tpu_pod(tmp_path, *args):

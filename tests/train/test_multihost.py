@@ -1,12 +1,14 @@
 """The multi-host code path on one machine: 2 processes x 2 CPU devices, started by
 launch/local_multiprocess.sh, train step for step what 1 process x 4 devices trains, on an image
-folder with a corrupt JPEG (skipped and counted); the preemption agreement."""
+folder with a corrupt JPEG (skipped and counted); the preemption agreement; a process killed
+mid-training stops the other."""
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -14,6 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
+from effnet_jax.distributed import LOST_PROCESS_EXIT_CODE
 from effnet_jax.train.checkpoint import item_handlers
 from test_loop import TWO_STAGES
 
@@ -38,7 +41,7 @@ def image_folder(tmp_path_factory):
   return str(root)
 
 
-def main_flags(workdir, folder):
+def main_flags(workdir, folder, steps=STEPS):
   """The embedded default job shrunk to seconds: a phi=-12 EfficientNet cut to two MBConv stages
   (its train step compiles in a third of the seven-stage time), depthwise convolutions as XLA's
   grouped convolution, no EMA."""
@@ -48,7 +51,7 @@ def main_flags(workdir, folder):
           f'--config.model_overrides.stages={TWO_STAGES!r}',
           '--config.model_overrides.depthwise_impl=xla', '--config.ema_decay=0',
           '--config.image_size=16', '--config.eval_image_size=16', '--config.batch_size=16',
-          f'--config.num_train_steps={STEPS}', '--config.log_every_steps=1',
+          f'--config.num_train_steps={steps}', '--config.log_every_steps=1',
           '--config.checkpoint_every_steps=3', '--config.eval_every_epochs=0',
           '--config.progress_bar=False', '--config.tensorboard=False']
 
@@ -145,13 +148,17 @@ print('saving after step', step, flush=True)
 '''
 
 
+def free_port() -> str:
+  return subprocess.run([sys.executable, '-c', 'import socket; s = socket.socket(); '
+                         's.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'],
+                        capture_output=True, text=True, check=True).stdout.strip()
+
+
 @contextlib.contextmanager
 def two_processes(script, stderr=subprocess.DEVNULL):
   """``script`` run by 2 processes (argv: coordinator address, process id; 1 CPU device each),
   killed if still running afterwards."""
-  port = subprocess.run([sys.executable, '-c', 'import socket; s = socket.socket(); '
-                         's.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'],
-                        capture_output=True, text=True, check=True).stdout.strip()
+  port = free_port()
   procs = [subprocess.Popen([sys.executable, '-c', script, f'127.0.0.1:{port}', str(i)],
                             cwd=REPO, env=environment(devices=1), stdout=subprocess.PIPE,
                             stderr=stderr, text=True)
@@ -223,3 +230,57 @@ def test_barrier_waits_for_every_process():
   for path in ('True', 'False'):
     # process 0 passed only once process 1 (3 s late) arrived
     assert times[0][path] >= times[1][path] - 0.5, (path, times)
+
+
+def first_train_record(workdir, procs, timeout=300):
+  """Waits until process 0 has written a train loss (the processes are in the step loop)."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    assert all(proc.poll() is None for proc in procs), [proc.returncode for proc in procs]
+    if os.path.exists(path) and any('train/loss' in record for record in records(workdir)):
+      return
+    time.sleep(0.2)
+  raise TimeoutError(f'no train loss in {path} after {timeout} s')
+
+
+@pytest.mark.parametrize('victim', [1, 0], ids=['process_1', 'coordinator'])
+def test_a_process_killed_mid_training_stops_the_other(tmp_path, image_folder, victim):
+  """SIGKILL to one of two training processes: the other stops within 30 s (the heartbeat
+  timeout, 10 s; at once when the coordinator is gone) with one line saying what was lost, what
+  is kept and how to go on, and exit code 75 — no abort."""
+  workdir, port = tmp_path / 'run', free_port()
+  logs = [open(tmp_path / f'process_{i}.log', 'w') for i in range(2)]
+  procs = [subprocess.Popen(
+      [sys.executable, '-m', 'effnet_jax.main', f'--coordinator_address=127.0.0.1:{port}',
+       '--num_processes=2', f'--process_id={i}', *main_flags(workdir, image_folder, steps=10000)],
+      cwd=REPO, env=environment(devices=2), stdout=logs[i], stderr=subprocess.STDOUT)
+      for i in range(2)]
+  survivor = procs[1 - victim]
+  try:
+    first_train_record(str(workdir), procs)
+    procs[victim].send_signal(signal.SIGKILL)
+    killed = time.time()
+    try:
+      survivor.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      pytest.fail(f'process {1 - victim} still runs 30 s after process {victim} was killed')
+    seconds = time.time() - killed
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for log in logs:
+      log.close()
+  output = (tmp_path / f'process_{1 - victim}.log').read_text()
+  assert survivor.returncode == LOST_PROCESS_EXIT_CODE, output[-3000:]
+  assert 'Fatal Python error' not in output and 'Aborted' not in output, output[-3000:]
+  last = output.rstrip().splitlines()[-1]
+  assert last.startswith(f'effnet_jax: process {1 - victim} of 2 stopped: '), output[-3000:]
+  lost = ('the coordinator, process 0, is gone' if victim == 0 else
+          'another process of the run was lost')
+  assert lost in last
+  assert last.endswith(f'The last complete checkpoint in {workdir} is kept: rerunning the same '
+                       'command (every process) resumes from it.')
+  print(f'process {1 - victim} stopped {seconds:.1f} s after process {victim} was killed')
