@@ -64,6 +64,10 @@ def test_command_line_at_another_size(tiny_pretrained, tmp_path, capsys):
   expected = reference(weights, images)['logits']
   np.testing.assert_allclose(served['logits'], expected,
                              atol=SAVED_MODEL_TOLERANCE * np.abs(expected).max())
-  assert export.main(['--weights', str(tmp_path / 'none'), '--output', output]) == 1
+  os.makedirs(tmp_path / 'empty')
+  assert export.main(['--weights', str(tmp_path / 'empty'), '--output', output]) == 1
   assert 'not a pretrained directory' in capsys.readouterr().err
+  with pytest.raises(SystemExit) as exit_:  # a path that does not exist: a user error
+    export.main(['--weights', str(tmp_path / 'none'), '--output', output])
+  assert exit_.value.code == 2 and 'none: no such file or directory' in capsys.readouterr().err
 
