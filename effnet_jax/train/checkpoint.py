@@ -25,7 +25,6 @@ import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
-BEST_METRIC = 'eval/top1'
 UNRESTORABLE = 'unrestorable'  # step N that does not restore -> checkpoints/N.unrestorable-TIME
 
 
@@ -148,11 +147,11 @@ def _guarded(manager: ocp.CheckpointManager, write: Callable[[], Any]):
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, run: dict[str, Any],
-         metrics: dict[str, float] | None = None, force: bool = False) -> bool:
+         force: bool = False) -> bool:
   """Starts an (async) save of ``state`` and the run description at ``step``; an I/O error of
   this save (or of an earlier async one) raises :class:`CheckpointError`."""
   args = ocp.args.Composite(state=ocp.args.StandardSave(state), run=ocp.args.JsonSave(run))
-  return _guarded(manager, lambda: manager.save(step, args=args, metrics=metrics, force=force))
+  return _guarded(manager, lambda: manager.save(step, args=args, force=force))
 
 
 def wait_until_finished(manager: ocp.CheckpointManager) -> None:
@@ -194,7 +193,7 @@ def check_compatible(saved_tree, target_tree, what: str = 'checkpoint') -> None:
     raise CheckpointMismatch('\n'.join(lines))
 
 
-def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[Any, dict]:
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state):
   """Restores ``step`` onto the shardings of ``abstract_state`` (any device count).
 
   ``abstract_state`` is a pytree of ``jax.ShapeDtypeStruct`` with shardings (e.g. from
@@ -204,9 +203,8 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[
   saved_state = metadata['state']
   if saved_state is not None:
     check_compatible(saved_state, abstract_state, f'checkpoint step {step} in {manager.directory}')
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state), run=ocp.args.JsonRestore()))
-  return restored['state'], restored['run']
+  return manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state)))['state']
 
 
 def read_run(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:

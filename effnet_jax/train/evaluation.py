@@ -44,7 +44,7 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   built = loop.build_run(config, data_lib.dataset_info(data_config), mesh)
   order = candidates or sorted(steps, reverse=True)
   step, state = ckpt_lib.restore_intact(
-      manager, lambda s: ckpt_lib.restore(manager, s, built.abstract_state)[0],
+      manager, lambda s: ckpt_lib.restore(manager, s, built.abstract_state),
       order[order.index(step):], agree=all_processes)
   manager.close()
   batch = batch_size or built.plan.eval_batch_size

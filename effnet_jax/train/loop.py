@@ -173,7 +173,7 @@ def restore_latest(manager, abstract_state: TrainState, run_info: dict[str, Any]
   def restore_step(step: int):
     changes = ckpt_lib.check_same_run(ckpt_lib.read_run(manager, step), run_info, allow_changes,
                                       f'{workdir} (checkpoint step {step})')
-    return ckpt_lib.restore(manager, step, abstract_state)[0], changes
+    return ckpt_lib.restore(manager, step, abstract_state), changes
   step, (state, changes) = ckpt_lib.restore_intact(manager, restore_step, move_bad=True,
                                                    agree=all_processes)
   return step, state, changes
