@@ -19,8 +19,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from effnet_jax.config import base_config, set_overrides
-from effnet_jax.models import build_model, get_model_config
+from effnet_jax.config import base_config
+from effnet_jax.models import build_model
 from effnet_jax.models.utils import count_params, profile
 
 
@@ -76,13 +76,15 @@ def with_row(base: ml_collections.ConfigDict, row: Row) -> ml_collections.Config
 
 def model_of(config: ml_collections.ConfigDict, num_classes: int):
   """The ``ModelConfig`` a training config builds."""
-  return get_model_config(config.model, num_classes=num_classes, **set_overrides(config))
+  from effnet_jax.train import builders
+  return builders.model_config(config, num_classes)
 
 
 def model_cost(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, int]:
   """Parameters and MACs of one image at the config's eval size."""
+  from effnet_jax.train import builders
   mcfg = model_of(config, num_classes)
-  size = config.eval_image_size or mcfg.eval_size
+  size = builders.preprocessing(config, mcfg).eval_size
   variables, macs = profile(build_model(mcfg), size)
   return {'params': count_params(variables['params']), 'macs': macs, 'eval_size': size}
 
@@ -164,14 +166,15 @@ def train_rows(base: ml_collections.ConfigDict, rows: list[Row], workdir: str,
 
 def num_classes_of(config: ml_collections.ConfigDict) -> int:
   from effnet_jax import data as data_lib
-  return data_lib.dataset_info(data_lib.DataConfig(**config.data.to_dict())).num_classes
+  from effnet_jax.train.builders import data_config
+  return data_lib.dataset_info(data_config(config)).num_classes
 
 
 def eval_images(config: ml_collections.ConfigDict, count: int) -> np.ndarray:
   """The first ``count`` images of the config's eval split, preprocessed as its evaluation."""
   from effnet_jax import data as data_lib
-  from effnet_jax.train.loop import preprocessing
-  data_config = data_lib.DataConfig(**config.data.to_dict())
+  from effnet_jax.train.builders import data_config, preprocessing
   mcfg = model_of(config, num_classes_of(config))
-  batch = next(iter(data_lib.eval_iterator(data_config, preprocessing(config, mcfg), count, 0, 1)))
+  batch = next(iter(data_lib.eval_iterator(data_config(config), preprocessing(config, mcfg),
+                                            count, 0, 1)))
   return batch['images'][batch['mask'] > 0]

@@ -35,7 +35,7 @@ def main(argv) -> int:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.WARNING)
   from effnet_jax.data import DataError
-  from effnet_jax.train.loop import enable_compilation_cache
+  from effnet_jax.train.builders import enable_compilation_cache
   # rows share many programs (a rerun compiles nothing)
   enable_compilation_cache(os.path.join(_WORKDIR.value, 'xla_cache'))
   try:

@@ -256,15 +256,13 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   ``profile_dir``, then traces ``steps`` more steps there (jax.profiler, Perfetto JSON too)."""
   # TensorFlow (through the data package) loads here, never in the timm worker process.
   from effnet_jax.data import DatasetInfo
-  from effnet_jax.train import loop
-  from effnet_jax.train.step import (make_eval_step, make_mesh, make_train_step,
-                                     resolve_bn_group_size)
+  from effnet_jax.train import builders
+  from effnet_jax.train.step import make_eval_step, make_train_step
   config = recipe_config(case, overrides, device_randaugment)
-  family = get_model_config(config.model, **set_overrides(config)).family
-  mesh = make_mesh(resolve_bn_group_size(config.bn_group_size, jax.device_count(), family))
+  mesh = builders.mesh_for(config, builders.check_config(config))
   info = DatasetInfo(num_classes=NUM_CLASSES, num_train_examples=1_281_167,
                      num_eval_examples=50_000, class_names=())
-  run = loop.build_run(config, info, mesh)
+  run = builders.build_run(config, info, mesh)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   state = synthetic_state(run.abstract_state, run.tx, replicated)
   batch = _random_batch(mesh, case, case.mode,
@@ -272,7 +270,7 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   t0 = time.perf_counter()
   if case.mode == 'train':
     (stage,) = run.stages  # fixed size: one stage with the config's own values
-    step_cfg = loop.train_step_config(config, NUM_CLASSES, run.prep, stage)
+    step_cfg = builders.train_step_config(config, NUM_CLASSES, run.prep, stage)
     rng = jax.random.key(1)
     compiled = make_train_step(mesh, run.model, run.tx, run.learning_rate, step_cfg).lower(
         state, batch, rng).compile()
@@ -608,7 +606,7 @@ def main(argv=None) -> int:
   bandwidth = args.peak_bandwidth * 1e9 if args.peak_bandwidth else None
   timing = dict(warmup=args.warmup, steps=args.steps, repeats=args.repeats)
   if args.compilation_cache:
-    from effnet_jax.train.loop import enable_compilation_cache
+    from effnet_jax.train.builders import enable_compilation_cache
     enable_compilation_cache(args.compilation_cache)
   print(f'# {machine_description()}', flush=True)
   results = []

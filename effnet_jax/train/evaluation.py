@@ -1,25 +1,38 @@
-"""Evaluate a restored training run at several test resolutions (library side of
-``python -m effnet_jax.evaluate``; importable without defining any command-line flags)."""
+"""Evaluation: one pass of the eval step over a data set (used by the trainer), and a restored
+training run at several test resolutions (the library side of ``python -m effnet_jax.evaluate``;
+importable without defining any command-line flags)."""
 from __future__ import annotations
 
+import dataclasses
 import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from effnet_jax import data as data_lib
+from effnet_jax.distributed import all_processes, barrier
+from effnet_jax.train import builders
+from effnet_jax.train import checkpoint as ckpt_lib
+from effnet_jax.train.metrics import eval_scores
+from effnet_jax.train.step import global_batch, make_mesh
+
+
+def evaluate(eval_step, variables, batches, mesh) -> dict[str, float]:
+  """Top-1/top-5/loss over one pass of ``batches`` (masked sums, so padding never counts)."""
+  totals = None
+  for batch in batches:
+    sums = eval_step(variables, global_batch(mesh, batch))
+    totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  count = float(totals['count'])
+  return {'top1': float(totals['top1']) / count, 'top5': float(totals['top5']) / count,
+          'loss': float(totals['loss']) / count, 'count': count}
 
 
 def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int | None = None,
                    best: bool = False, batch_size: int = 0) -> list[dict]:
   """``[{'image_size', 'step', 'eval/top1', 'eval/top5', 'eval/loss', 'eval_ema/top1', ...}]``."""
-  import dataclasses
-
-  import jax
-  import ml_collections
-
-  from effnet_jax import data as data_lib
-  from effnet_jax.distributed import all_processes, barrier
-  from effnet_jax.train import checkpoint as ckpt_lib
-  from effnet_jax.train import loop
-  from effnet_jax.train.metrics import eval_scores
-  from effnet_jax.train.step import make_mesh
-
   manager = ckpt_lib.open_reader(workdir)  # read-only: safe beside the run that is saving
   steps = ckpt_lib.finished_steps(str(manager.directory))
   if not steps:
@@ -39,9 +52,9 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   step, run = ckpt_lib.restore_intact(manager, lambda s: ckpt_lib.read_run(manager, s),
                                       candidates, agree=all_processes)
   config = ml_collections.ConfigDict(run['config'])
-  data_config = data_lib.DataConfig(**config.data.to_dict())
+  data_config = builders.data_config(config)
   mesh = make_mesh(1)  # per-device statistics: eval uses running statistics only
-  built = loop.build_run(config, data_lib.dataset_info(data_config), mesh)
+  built = builders.build_run(config, data_lib.dataset_info(data_config), mesh)
   order = candidates or sorted(steps, reverse=True)
   step, state = ckpt_lib.restore_intact(
       manager, lambda s: ckpt_lib.restore(manager, s, built.abstract_state),
@@ -59,13 +72,13 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
     row = {'image_size': size, 'step': step}
     # Compiled before the first batch, then the processes line up (as the trainer does): the
     # first cross-process collective must not wait for a slower host's compilation.
-    eval_step = loop.lower_eval_step(built, mesh, batch, size).compile()
+    eval_step = builders.lower_eval_step(built, mesh, batch, size).compile()
     barrier(f'evaluate/compiled/{size}')
     t0 = time.time()
     for prefix, variables in targets:
       batches = data_lib.eval_iterator(data_config, prep, batch, jax.process_index(),
                                        jax.process_count())
-      for k, v in loop.evaluate(eval_step, variables, batches, mesh).items():
+      for k, v in evaluate(eval_step, variables, batches, mesh).items():
         row[f'{prefix}/{k}'] = v
     row['seconds'] = round(time.time() - t0, 1)
     rows.append(row)

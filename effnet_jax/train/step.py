@@ -106,7 +106,8 @@ class TrainStepConfig:
   cutmix_alpha: float = 0.0
   ema_decay: float = 0.0
   ema_warmup: bool = True
-  resize_to: int = 0  # > 0: resize the batch to this side on the device (curriculum bucket mix)
+  # resize the batch to this side on the device (curriculum bucket mix); None: the batch's own
+  image_size: int | None = None
   # uint8 batches (Preprocessing.augment_on_device): RandAugment with these settings
   # (randaug_num_layers 0: none), then (x / 255 - mean) / std, all on the device
   randaug_num_layers: int = 0
@@ -135,8 +136,8 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, 
       images = device_augment.randaugment(jax.random.fold_in(key, 0x52A), images,
                                           cfg.randaug_num_layers, cfg.randaug_magnitude)
     images = device_augment.normalize(images, cfg.mean, cfg.std)
-  if cfg.resize_to and cfg.resize_to != images.shape[1]:
-    images = jax.image.resize(images, (images.shape[0], cfg.resize_to, cfg.resize_to,
+  if cfg.image_size and cfg.image_size != images.shape[1]:
+    images = jax.image.resize(images, (images.shape[0], cfg.image_size, cfg.image_size,
                                        images.shape[3]), 'bilinear', antialias=True)
   targets = jax.nn.one_hot(labels, cfg.num_classes)
   if cfg.mixup_alpha or cfg.cutmix_alpha:

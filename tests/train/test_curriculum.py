@@ -5,7 +5,7 @@ import pytest
 
 from effnet_jax.config import base_config
 from effnet_jax.train import curriculum as cl
-from effnet_jax.train import loop
+from effnet_jax.train import builders, loop
 from effnet_jax.train.metrics import read_metrics
 
 from test_loop import saved_state, tiny_config
@@ -87,7 +87,7 @@ def test_stage_at_and_table():
 
 def bucket_sequence(mix):
   stages = stages_of(total_steps=40, batch_size=16, image_sizes='16,24,32,40')
-  return [loop.bucket_at(stages, cl.stage_at(stages, s), s, 0, mix) for s in range(40)]
+  return [builders.image_size_at(stages, cl.stage_at(stages, s), s, 0, mix) for s in range(40)]
 
 
 def test_bucket_mix_is_a_function_of_seed_and_step():
@@ -185,7 +185,7 @@ def test_bucket_mix_run_trains_the_drawn_sizes_and_compiles_each_once(tmp_path, 
   stages = cl.build_stages(config.curriculum, total_steps=10, batch_size=16, train_size=20,
                            randaug_magnitude=9.0, mixup_alpha=0.0, cutmix_alpha=0.0,
                            dropout_rate=0.0)
-  expected = {step + 1: loop.bucket_at(stages, cl.stage_at(stages, step), step, config.seed, True)
+  expected = {step + 1: builders.image_size_at(stages, cl.stage_at(stages, step), step, config.seed, True)
               for step in range(10)}
   assert set(list(expected.values())[5:]) == {16, 20}, 'pick a seed that draws both sizes'
   workdir = str(tmp_path)

@@ -242,16 +242,16 @@ def test_missing_data_set_is_a_clear_error(tmp_path):
 
 
 def test_rarely_run_programs_compile_at_o1_to_the_same_bits():
-  """loop.compile_rarely (LLVM -O1 on the CPU) initializes a network bit for bit as jax.jit's
+  """builders.compile_rarely (LLVM -O1 on the CPU) initializes a network bit for bit as jax.jit's
   default compilation does."""
   import optax
 
   from effnet_jax.models import build_model, get_model_config
-  from effnet_jax.train import loop
+  from effnet_jax.train import builders
   model = build_model(get_model_config('efficientnet_b0', phi=-12.0, stages=TWO_STAGES,
                                        num_classes=10))
-  init = lambda: loop.init_state(model, optax.sgd(0.1, momentum=0.9), 16, 0, True)
-  fast, reference = loop.compile_rarely(init)(), jax.jit(init)()
+  init = lambda: builders.init_state(model, optax.sgd(0.1, momentum=0.9), 16, 0, True)
+  fast, reference = builders.compile_rarely(init)(), jax.jit(init)()
   for x, y in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(reference),
                   strict=True):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

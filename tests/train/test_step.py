@@ -12,7 +12,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from effnet_jax.models import build_model, get_model_config
-from effnet_jax.train.loop import init_state
+from effnet_jax.train.builders import init_state
 from effnet_jax.train.step import (TrainStepConfig, bn_axis_name, global_batch, make_eval_step,
                                    make_mesh, make_train_step, resolve_bn_group_size)
 from test_loop import TWO_STAGES  # (compiles in a fraction of the seven-stage time)
