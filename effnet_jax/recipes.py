@@ -1,4 +1,7 @@
-"""The official training recipes as config builders (../shared/reference/training_recipes.md).
+"""The official training recipes as config builders.
+
+The recipes, their sources and where they differ from the papers: docs/reference.md, 'Official
+training recipes'.
 
 Config files in ``configs/`` are one call to one of these; each accepts the config argument
 ``data=imagenet`` (default; TFDS ``imagenet2012`` with a manual download directory) or
