@@ -1,5 +1,5 @@
-"""A 3-stage progressive-learning run on the embedded data set: the curriculum end to end in
-under 3 minutes on a 2-core CPU.
+"""A 3-stage progressive-learning run on the embedded data set: the curriculum end to end in a
+few minutes on a CPU.
 
   python -m effnet_jax.main --config configs/curriculum_smoke.py --workdir /tmp/curriculum_smoke
 
@@ -8,10 +8,7 @@ magnitude 5 -> 7.5 -> 10 and Mixup = CutMix alpha 0 -> 0.1 -> 0.2 (the released 
 one epoch in all. Prints the schedule table at start; metrics.jsonl holds one compile record per
 stage and train/image_size per log step.
 Expected: 67.5 % test top-1 after its single epoch (a smoke test, not a result; the run is
-deterministic), 3 train-step compilations. Measured 2026-11-26 alone on a 2-core AMD EPYC VM:
-wall time 01:26 (real 1m38s) with the data set prepared, real 2m05s on a fresh machine
-(including the TFDS preparation of the embedded data set); ahead-of-time compilation of the 3
-programs took 44 s of it.
+deterministic), 3 train-step compilations. Wall times: docs/curriculum.md.
 """
 from effnet_jax.config import check_arg_keys, parse_config_arg
 from effnet_jax.recipes import efficientnetv2

@@ -1,4 +1,7 @@
-"""The official training recipes as config builders (../shared/reference/training_recipes.md).
+"""The official training recipes as config builders.
+
+The recipes, their sources and where they differ from the papers: docs/reference.md, 'Official
+training recipes'.
 
 Config files in ``configs/`` are one call to one of these; each accepts the config argument
 ``data=imagenet`` (default; TFDS ``imagenet2012`` with a manual download directory) or
@@ -55,8 +58,7 @@ def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.dtype = 'float32'
   c.model_overrides.depthwise_impl = 'auto'
   # Running BN statistics must follow weights that move fast in a short run (with the official
-  # 0.99 they lag so far behind that eval-mode accuracy collapses in a 1-epoch run: 21 % vs 70 %
-  # with batch statistics; with 0.9, 71 %).
+  # 0.99 they lag so far behind that eval-mode accuracy collapses; measured: docs/training.md).
   c.model_overrides.bn_momentum = 0.9
   c.model_overrides.crop_fraction = 1.0  # evaluate the whole 32 px image
   c.log_every_steps = 50

@@ -1,11 +1,11 @@
 """Process set-up that must happen before JAX or TensorFlow load: a caching memory allocator.
 
 XLA:CPU allocates each execution's temporary buffer with ``posix_memalign`` from a worker
-thread. glibc serves a request that big (263 MB for the default job's train step) from a fresh
-``mmap`` and returns it with ``munmap`` after the step, so every step faults in a quarter of a
-gigabyte of zeroed pages again: 300k page faults a second, as much kernel as user time, half the
-throughput. tcmalloc keeps freed spans, and the default job trains about twice as fast
-(measured in docs/training.md). ``python -m effnet_jax.main`` / ``effnet_jax.evaluate`` therefore
+thread. glibc serves a request that big (hundreds of MB for a train step) from a fresh ``mmap``
+and returns it with ``munmap`` after the step, so every step faults in the whole buffer as zeroed
+pages again and the kernel's page-fault work rivals the step itself. tcmalloc keeps freed spans
+(measurements: docs/training.md, 'The allocator'). ``python -m effnet_jax.main`` /
+``effnet_jax.evaluate`` therefore
 re-execute themselves once with tcmalloc preloaded when the library is installed (Debian/Ubuntu:
 ``libtcmalloc-minimal4``, which launch/setup.sh installs) and nothing else is preloaded.
 ``EFFNET_JAX_TCMALLOC=0`` turns this off; ``EFFNET_JAX_TCMALLOC=/path/lib.so`` picks the library.

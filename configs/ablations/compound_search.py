@@ -11,9 +11,8 @@ six triples, the paper's (1.2, 1.1, 1.15) among them. Base: B0 at φ = −12, 24
 B0, 224 px, the official recipe, φ = 1 … 3 afterwards). 8 rows of 240 steps. Writes
 results.csv and compound_search.png.
 Expected: the six φ = 1 models within ~1-2 % of one another at this scale (the search cannot
-separate them reliably in 240 steps); the paper found (1.2, 1.1, 1.15). Measured 2026-11-26:
-74.50-75.97 %, best (1, 1.2, 1.15), the paper's triple 75.64; best at φ = 2 76.14
-(docs/ablations.md); 5:17 on an idle 2-core VM.
+separate them reliably in 240 steps); the paper found (1.2, 1.1, 1.15). Measured results and
+wall time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of, train_config
 

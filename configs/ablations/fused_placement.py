@@ -12,9 +12,7 @@ scale=imagenet: EfficientNet-B4 (the paper's model) with the official recipe. Wr
 and fused_placement.png.
 Expected: params and MACs grow with every fused stage (a k×k full conv replaces a 1x1 expansion
 and a depthwise conv); train images/s on TPU/GPU rises for early stages and falls when all are
-fused (the paper: 1-3 best). Measured 2026-11-26 (none / 1-3 / 1-5 / all): 194k / 205k / 295k /
-711k params, 0.49 / 0.73 / 1.09 / 1.48 MMACs, top-1 73.95 / 78.01 / 80.43 / 80.29 %; images/s
-within the noise of a shared CPU (docs/ablations.md); 2:32 on an idle 2-core VM.
+fused (the paper: 1-3 best). Measured results and wall time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of, train_config
 

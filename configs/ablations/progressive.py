@@ -12,9 +12,9 @@ every quarter epoch. scale=imagenet: configs/efficientnetv2_s.py (4 stages, 350 
 efficientnetv2_s_fixed.py. Writes results.csv, curves.csv (one line per evaluation: step, epoch,
 train-step seconds, top-1) and progressive.png.
 Expected at ImageNet scale: the progressive run spends less train-step time for the same epochs
-at the same or better accuracy. At this scale one epoch is too short: measured 2026-11-26, fixed
-74.95 %, progressive 67.05 % (evaluated at 32 px while early stages train at 16/24 px);
-train-step times within the noise of a shared CPU (docs/ablations.md); 2:44 on an idle 2-core VM.
+at the same or better accuracy. At this scale one epoch is too short for that (the progressive
+run is evaluated at 32 px while its early stages train at 16/24 px). Measured results and wall
+time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of
 from effnet_jax.recipes import efficientnetv2

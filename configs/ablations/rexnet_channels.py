@@ -10,10 +10,8 @@ values and normalized nuclear norm of every block's output of the trained models
 Small: ReXNet at width 0.5, depth 0.5 (10 blocks) at 32 px, 240 steps per schedule on the
 embedded data set; spectra on 256 test images. scale=imagenet: ReXNet-1.0 at 224 px with the
 timm recipe. Writes results.csv, spectra.csv and rexnet_channels.png.
-Expected: the three schedules within a few % at this scale. Measured 2026-11-26 at 2.57 MMACs:
-linear 77.19 %, piecewise 75.47 %, stage-wise 78.27 %; normalized nuclear norms falling with
-depth for all three, lowest in piecewise's widest last blocks (docs/ablations.md). The paper
-(ImageNet): linear best. 4:29 on an idle 2-core VM.
+Expected: the three schedules within a few % at this scale. The paper (ImageNet): linear best.
+Measured results and wall time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of, train_config
 

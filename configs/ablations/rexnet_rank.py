@@ -7,11 +7,11 @@ expansion ratio d_out / d_in, per nonlinearity (Han et al. 2021, Sec. 3).
       --workdir /tmp/rexnet_rank          # wider layers (d_in 64) and more trials
 
 No training: random layers, d_in = 16 inputs, expansions 1/4 … 24, 3 trials each, numerical rank
-at relative tolerance 1e-2 and the (tolerance-free) effective rank. 14 s on an idle 2-core VM. Writes results.csv and rexnet_rank.png.
+at relative tolerance 1e-2 and the (tolerance-free) effective rank. Writes results.csv and
+rexnet_rank.png.
 Expected: linear layers at exactly min(1, 1/expansion); every nonlinearity above it, the rank
-ratio falling as the expansion grows (the paper's case for moderate expansions). Measured
-2026-11-26: rank ratio at expansion 24: ReLU = ReLU6 0.65, ELU 0.71, SiLU 0.47, softplus 0.28,
-linear 0.04 — unlike the paper, SiLU does not beat ReLU6 here (docs/ablations.md).
+ratio falling as the expansion grows (the paper's case for moderate expansions). Measured results
+and wall time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of
 

@@ -11,10 +11,8 @@ at scale=imagenet B0 itself at 224 px with the official recipe) is scaled by φ 
 each compound model's MACs. 9 rows, each a 240-step training run. Writes results.csv and
 scaling.png (top-1 and reward vs MACs per dimension).
 Expected: differences between dimensions of about 1 % are within this scale's noise; deeper
-models are undertrained in 240 steps. Measured 2026-11-26: base 73.95 %; φ = 1 compound 75.64,
-width 74.50, depth 72.72, resolution 75.00; φ = 2 compound 73.87, width 75.60, depth 63.17,
-resolution 74.50 (docs/ablations.md); 6:51 on an idle 2-core VM. At ImageNet scale the paper's result: compound above every
-single dimension at equal FLOPs.
+models are undertrained in 240 steps. At ImageNet scale the paper's result: compound above every
+single dimension at equal FLOPs. Measured results and wall time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of, train_config
 

@@ -1,7 +1,7 @@
 """RandAugment and AutoAugment (policy v0) on uint8 [H, W, 3] images, in stateless TF ops.
 
 The 16 operations and the level -> argument mapping of the EfficientNet repositories
-(../shared/reference/training_recipes.md §4.3): levels are on a 0..10 scale (``MAX_LEVEL``) and
+(docs/reference.md, 'AutoAugment and RandAugment'): levels are on a 0..10 scale (``MAX_LEVEL``) and
 larger levels extrapolate; geometric ops fill with grey 128; rotate, shear and translate pick their
 sign at random; RandAugment picks each layer's op uniformly and always applies it; AutoAugment picks
 one of the 25 sub-policies of policy v0 and applies each of its two ops with its probability.

@@ -1,6 +1,6 @@
 """Mixup and CutMix of a batch, in JAX (on device, inside the train step).
 
-EfficientNetV2 semantics (../shared/reference/training_recipes.md §4.2 step 6): the partner of
+EfficientNetV2 semantics (google/automl; docs/reference.md, 'Preprocessing'): the partner of
 example i is example B-1-i (the batch reversed). Mixup: per-example ``lam ~ Beta(a, a)`` raised to
 ``max(lam, 1 - lam)``, so an image keeps at least half its own weight. CutMix: per example
 ``a ~ Beta(a, a)``, a box of ``sqrt(1 - a) * (H, W)`` centred at a uniform pixel and clipped to the

@@ -86,7 +86,7 @@ class TfdsSplit:
   def _load(self, subsplit) -> IndexedShard:
     """All of a shard in memory: decoded where the image shape is fixed, else encoded. The
     last two loaded shards are kept (a train and an eval split): a process that trains one run
-    after another (an ablation's rows) reads them once, not 8 s per run (Fashion-MNIST)."""
+    after another (an ablation's rows) reads them once, not once per run."""
     key = (self._builder.data_dir, str(subsplit))
     if key in _LOADED:
       _LOADED.move_to_end(key)

@@ -2,7 +2,8 @@
 
 Block tables and per-variant coefficients follow the official code (tensorflow/tpu
 efficientnet_builder.py / lite/efficientnet_lite_builder.py, google/automl
-efficientnetv2/effnetv2_configs.py); see ../shared/reference/architectures.md.
+efficientnetv2/effnetv2_configs.py); the tables with their sources: docs/reference.md,
+'Architectures'.
 """
 from __future__ import annotations
 

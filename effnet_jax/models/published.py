@@ -1,11 +1,11 @@
-"""Published numbers for every registered model (../shared/reference/paper_tables.md).
+"""Published numbers for every registered model; provenance per field and model family, and the
+disagreements between sources: docs/reference.md, 'Published numbers'.
 
 ``params`` is the exact trainable-parameter count of the released architecture as timm builds
-it (paper_tables.md "Params computed = timm"; for Lite, B8, L2 counted on timm's
-``tf_efficientnet_{lite0..4,b8,l2}`` built with ``pretrained=False``). ``gmacs`` is the conv + FC
-multiply-add count at ``eval_size`` from the same tables (``None`` where the tables have none).
-``paper_params``/``paper_flops`` are the rounded figures the papers print, ``top1`` their
-ImageNet top-1 at the eval size; ``source`` names the table.
+it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*`` built with ``pretrained=False``).
+``gmacs`` is the conv + FC multiply-add count at ``eval_size`` (``None`` where no published FLOPs
+exist to compare with). ``paper_params``/``paper_flops`` are the rounded figures the papers or
+official READMEs print, ``top1`` their ImageNet top-1 at the eval size; ``source`` names the table.
 """
 from __future__ import annotations
 

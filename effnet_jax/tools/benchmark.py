@@ -209,7 +209,7 @@ def recipe_config(case: Case, overrides: dict | None = None,
 def synthetic_value(path, leaf: jax.ShapeDtypeStruct, rng: np.random.Generator) -> np.ndarray:
   """A parameter or BN statistic of the right scale: kernels normal / sqrt(fan-in), BN scales and
   variances 1, the rest 0 (the train step's speed does not depend on the values; compiling
-  ``model.init`` would add ~25 s for even a tiny model on a 2-core CPU)."""
+  ``model.init`` would add a slow compilation of its own, even for a tiny model on a CPU)."""
   name = getattr(path[-1], 'key', '') if path else ''
   if len(leaf.shape) >= 2:
     value = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))

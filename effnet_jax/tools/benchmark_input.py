@@ -146,8 +146,8 @@ def measure_ours(folder: str, image_size: int = 224, batch_size: int = 64,
 # ---- timm's loader ----
 
 def _patch_posterize() -> None:
-  """timm's RandAugment asks Pillow >= 13 for 0-bit posterize, which it rejects
-  (../shared/reference/input_pipeline.md): clamp to 1 bit, as Pillow < 13 effectively did."""
+  """timm's RandAugment asks Pillow >= 13 for 0-bit posterize, which it rejects: clamp to 1 bit,
+  as Pillow < 13 effectively did."""
   from PIL import ImageOps
   from timm.data import auto_augment
   posterize = ImageOps.posterize

@@ -5,7 +5,7 @@ image size (a compilation bucket), RandAugment magnitude, Mixup/CutMix alpha, dr
 (optionally) batch size; the optimizer state, EMA and learning-rate schedule run on across stages.
 The stage of a step is a pure function of the step, so a resumed run continues in the right stage.
 
-Two value schedules (../shared/reference/training_recipes.md §2.2):
+Two value schedules (docs/reference.md, 'Official training recipes', EfficientNetV2):
 
 * ``code`` (default; google/automl as released): stage k of M (k = 0..M-1) ends at
   ``int((k + 1) / M * total_steps)``; image size ``int(ibase + (size - ibase) * (k + 1) / M)`` (the

@@ -1,4 +1,4 @@
-"""Rounding rules, block strings and compound scaling (../shared/reference/architectures.md)."""
+"""Rounding rules, block strings and compound scaling (docs/reference.md, 'Architectures')."""
 import math
 from fractions import Fraction
 
@@ -14,7 +14,7 @@ def stage_table(name):
   return config.resolved_stem_channels(), stages, config.resolved_head_channels()
 
 
-# architectures.md §1.4 (EfficientNet V1) and §2.4 (EfficientNetV2): stem, stage out x repeats, head.
+# docs/reference.md, the EfficientNet V1 and V2 width tables: stem, stage out x repeats, head.
 V1_TABLE = {
     'b0': (32, '16x1 24x2 40x2 80x3 112x3 192x4 320x1', 1280),
     'b1': (32, '16x2 24x3 40x3 80x4 112x4 192x5 320x2', 1280),
@@ -52,7 +52,7 @@ def test_v2_stage_widths_and_repeats(variant):
   assert stage_table(f'efficientnetv2_{variant}') == parse_table(V2_TABLE[variant])
 
 
-# architectures.md §3.2: ReXNet block output widths per width multiplier.
+# docs/reference.md, the ReXNet width table: block output widths per width multiplier.
 REXNET_WIDTHS = {
     1.0: (32, '16 27 38 50 61 72 84 95 106 117 128 140 151 162 174 185', 1280),
     1.3: (42, '21 35 50 65 79 94 109 123 138 152 167 182 196 211 226 240', 1664),
@@ -74,7 +74,7 @@ def test_rexnet_linear_channels_round_half_even(width):
 
 
 def test_rexnet_block_table():
-  """architectures.md §3.2 ReXNet-1.0x table: strides, expansion, SE width C // 12, shortcut."""
+  """ReXNet-1.0x blocks (docs/reference.md, ReXNet): strides, expansion, SE width C // 12, shortcut."""
   blocks = [b for s in get_model_config('rexnet_100').resolved_arch() for b in s]
   assert [b.stride for b in blocks] == [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
   assert [b.mid_channels for b in blocks][:6] == [32, 96, 162, 228, 300, 366]
