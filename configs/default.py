@@ -21,14 +21,13 @@ def get_config(arg=None):
   c.model_overrides.phi = -10.0
   c.model_overrides.depthwise_impl = 'auto'  # unrolled depthwise conv on CPU: much faster steps
   c.model_overrides.bn_momentum = 0.9  # running statistics that keep up with a short run
-  c.model_overrides.crop_fraction = 1.0  # evaluate the whole image
   c.model_overrides.dropout_rate = 0.0  # a run this short underfits (train accuracy stays
   c.model_overrides.drop_path_rate = 0.0  # below test accuracy): flips are all the regularization
   c.data.update(source='embedded', name='fashion_mnist', train_split='train', eval_split='test',
                 cache=True)
-  c.image_size = 40
-  c.eval_image_size = 40
-  c.augment.update(train_crop='none', flip=True, augment='none', label_smoothing=0.0)
+  c.input.update(image_size=40, eval_image_size=40, train_crop='none',
+                 crop_fraction=1.0)  # evaluate the whole image
+  c.augment.update(flip=True, augment='none', label_smoothing=0.0)
   c.batch_size = 128
   c.num_epochs = 7.5
   c.optimizer.update(name='adamw', base_learning_rate=0.008, weight_decay=0.01,  # peak 0.004

@@ -26,11 +26,10 @@ def get_config(arg=None):
   check_arg_keys(parse_config_arg(arg), {})
   c = base_config()
   c.model = 'efficientnet_b0'
-  c.init_from = ''  # required: --config.init_from=DIR
+  # required: --config.init_from=DIR (the input sizes and crop are the model's)
   c.data.update(source='folder', on_bad_image='skip', shuffle_buffer=16384)
-  c.image_size = 0  # the model's train size
-  c.eval_image_size = 0  # the model's eval size
-  c.augment.update(train_crop='inception', flip=True, augment='none', mixup_alpha=0.0,
+  c.input.train_crop = 'inception'
+  c.augment.update(flip=True, augment='none', mixup_alpha=0.0,
                    cutmix_alpha=0.0, label_smoothing=0.1)
   c.batch_size = 64
   c.num_epochs = 15.0
@@ -38,7 +37,6 @@ def get_config(arg=None):
                      weight_decay=1e-5, weight_decay_mode='coupled', weight_decay_exclude='bn')
   c.schedule.update(name='cosine', warmup_epochs=1.0, min_learning_rate=0.0)
   c.ema_decay = 0.999
-  c.bn_group_size = -1
   c.eval_every_epochs = 1.0
   c.checkpoint_every_steps = 500
   c.log_every_steps = 20

@@ -16,22 +16,67 @@ import os
 import re
 import traceback
 import types
+import typing
 
 import ml_collections
 from ml_collections import config_dict
 
-from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS
-
-# ModelConfig fields the trainer sets itself (from the data set, the mesh and config.dtype).
+# ModelConfig fields the trainer sets itself (from the data set, the mesh and config.dtype), and
+# the input metadata a config sets in its ``input`` section instead.
 _TRAINER_SET = ('name', 'family', 'num_classes', 'dtype', 'bn_axis_name')
+_INPUT_METADATA = ('train_size', 'eval_size', 'crop_fraction', 'crop_mode', 'interpolation',
+                   'mean', 'std')
+
+# Keys of earlier config layouts -> where the setting is now (a config or flag that sets the old
+# key fails with a message naming the new one).
+MOVED_KEYS = {
+    'image_size': 'input.image_size', 'eval_image_size': 'input.eval_image_size',
+    'train_size': 'input.image_size', 'eval_size': 'input.eval_image_size',
+    'crop_fraction': 'input.crop_fraction', 'crop_mode': 'input.crop_mode',
+    'interpolation': 'input.interpolation', 'mean': 'input.mean', 'std': 'input.std',
+    'train_crop': 'input.train_crop', 'area_range': 'input.area_range',
+    'aspect_range': 'input.aspect_range', 'min_object_covered': 'input.min_object_covered',
+    'pad_pixels': 'input.pad_pixels',
+}
+
+
+def _field_type(hint) -> type:
+  """The type a config placeholder holds for a dataclass field's type hint (``X | None`` -> X)."""
+  args = [a for a in typing.get_args(hint) if a is not type(None)]
+  hint = args[0] if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+      else hint
+  origin = typing.get_origin(hint)
+  return origin if origin is not None else hint
+
+
+def section(cls, fields: typing.Sequence[str] | None = None, inherit: typing.Sequence[str] = ()
+            ) -> ml_collections.ConfigDict:
+  """A config section whose keys and defaults are those of dataclass ``cls`` (``fields``: a
+  subset, in that order). A field whose default is None, or that is named in ``inherit``, is an
+  unset entry (None = inherit: the model's value, or the field's documented fallback)."""
+  hints = typing.get_type_hints(cls)
+  by_name = {f.name: f for f in dataclasses.fields(cls)}
+  values = {}
+  for name in fields or list(by_name):
+    field = by_name[name]
+    default = field.default
+    if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+      default = field.default_factory()
+    if name in inherit or default is None or default is dataclasses.MISSING:
+      values[name] = config_dict.placeholder(_field_type(hints[name]))
+    else:
+      values[name] = default
+  return ml_collections.ConfigDict(values)
 
 
 def model_overrides_schema() -> ml_collections.ConfigDict:
-  """One unset (None) entry per overridable ModelConfig field, plus compound scaling's phi,
-  alpha, beta, gamma: ``--config.model_overrides.width_mult=0.5`` works, a typo does not."""
+  """One unset (None) entry per overridable architecture field of ModelConfig, plus compound
+  scaling's phi, alpha, beta, gamma: ``--config.model_overrides.width_mult=0.5`` works, a typo
+  does not. The input metadata (sizes, crop, interpolation, mean/std) is set in ``input``."""
   from effnet_jax.models.registry import ModelConfig  # (imports jax: not to report a bad flag)
   fields = {f.name: config_dict.placeholder(type(f.default))
-            for f in dataclasses.fields(ModelConfig) if f.name not in _TRAINER_SET}
+            for f in dataclasses.fields(ModelConfig)
+            if f.name not in _TRAINER_SET + _INPUT_METADATA}
   fields.update({k: config_dict.placeholder(float) for k in ('phi', 'alpha', 'beta', 'gamma')})
   return ml_collections.ConfigDict(fields)
 
@@ -42,113 +87,52 @@ def set_overrides(config: ml_collections.ConfigDict) -> dict:
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """The schema with its defaults, locked: a key it lacks cannot be set (see the module doc)."""
+  """The schema with its defaults, locked: a key it lacks cannot be set (see the module doc).
+
+  One section per concern, each with the keys and defaults of the dataclass it configures;
+  None means "inherit" (the model's value, or the fallback the comment names)."""
+  from effnet_jax.data.config import DataConfig, Preprocessing
+  from effnet_jax.train.curriculum import CurriculumConfig
+  from effnet_jax.train.optim import OptimizerConfig, ScheduleConfig
+  from effnet_jax.train.step import TrainStepConfig
+
   c = ml_collections.ConfigDict()
   c.model = 'efficientnet_b0'
-  # effnet_jax.models.ModelConfig fields (width_mult, phi, drop_path_rate, bn_momentum, ...);
-  # None = the registered model's value.
+  # effnet_jax.models.ModelConfig architecture fields (width_mult, phi, drop_path_rate,
+  # bn_momentum, ...); None = the registered model's value.
   c.model_overrides = model_overrides_schema()
   c.seed = 0
   # Fine-tuning: a pretrained directory or training workdir whose weights start a fresh run (the
   # classifier is re-initialised for another number of classes); a resumed run ignores it.
-  c.init_from = ''
+  c.init_from = config_dict.placeholder(str)
 
-  # Input: effnet_jax.data.DataConfig fields.
-  c.data = ml_collections.ConfigDict(dict(
-      source='embedded',  # embedded | tfds | folder
-      name='fashion_mnist',  # TFDS name for source=tfds (e.g. imagenet2012)
-      data_dir=config_dict.placeholder(str),
-      manual_dir=config_dict.placeholder(str),
-      train_folder=config_dict.placeholder(str),
-      eval_folder=config_dict.placeholder(str),
-      train_split='train',
-      eval_split='test',
-      shuffle_buffer=16384,
-      cache=False,
-      on_bad_image='error',  # error | skip
-      max_image_pixels=MAX_IMAGE_PIXELS,  # larger encoded images count as unreadable
-  ))
-  c.image_size = 0  # train resolution; 0 = the model's train_size
-  c.eval_image_size = 0  # 0 = the model's eval_size
-
-  # Augmentation: effnet_jax.data.Preprocessing fields, plus on-device mixing and smoothing.
-  c.augment = ml_collections.ConfigDict(dict(
-      train_crop='inception',  # inception | pad_crop | none
-      area_range=(0.08, 1.0),
-      aspect_range=(3 / 4, 4 / 3),
-      min_object_covered=0.1,
-      pad_pixels=2,
-      flip=True,
-      augment='none',  # none | autoaugment | randaugment
-      randaug_num_layers=2,
-      randaug_magnitude=10.0,
-      # RandAugment and normalization inside the train step instead of on the host; the host
-      # sends uint8 crops, which frees the host of RandAugment's cost (measured: docs/performance.md)
-      augment_on_device=False,
-      mixup_alpha=0.0,
-      cutmix_alpha=0.0,
-      label_smoothing=0.1,
-  ))
-
+  c.data = section(DataConfig)  # where the examples come from
+  # How an image becomes a model input, train and eval (effnet_jax.data.Preprocessing): the
+  # image sizes, the eval crop, interpolation and normalization (None: the model's metadata) and
+  # the train crop.
+  c.input = section(Preprocessing, INPUT_FIELDS, inherit=INHERITED_INPUT_FIELDS)
+  # Augmentation: flips and the policy on the host (or on the device), then mixing and label
+  # smoothing in the train step.
+  c.augment = section(Preprocessing, AUGMENT_FIELDS)
+  c.augment.update(section(TrainStepConfig, STEP_AUGMENT_FIELDS))
   # Progressive learning (effnet_jax/train/curriculum.py, docs/curriculum.md): train in
   # num_stages equal parts of the run at growing image size and regularization. The final stage
-  # uses image_size / augment.* / dropout as set above; num_stages <= 1 = fixed size.
-  c.curriculum = ml_collections.ConfigDict(dict(
-      num_stages=0,  # official V2: 4
-      schedule='code',  # code (google/automl as released) | paper (EfficientNetV2 Table 6)
-      min_image_size=128,  # the official ibase
-      max_image_size=0,  # 0 = image_size (the model's train size)
-      image_sizes='',  # explicit per-stage sizes, e.g. '128,192,256,300' (wins over the formula)
-      size_multiple=0,  # snap stage sizes to a multiple (16, 32) so they form buckets; 0 = exact
-      batch_sizes='',  # optional per-stage global batch, e.g. '4096,4096,2048,2048'; the
-                       # learning rate follows the per-256 rule and the schedule runs on in epochs
-      randaug_magnitude_min=5.0,
-      randaug_magnitude_max=0.0,  # 0 = augment.randaug_magnitude
-      mixup_alpha_min=0.0,  # also CutMix's minimum
-      mixup_alpha_max=-1.0,  # < 0: augment.mixup_alpha
-      cutmix_alpha_max=-1.0,  # < 0: augment.cutmix_alpha
-      dropout_min=-1.0,  # schedule=paper ramps dropout from here (paper: 0.1); < 0 = constant
-      dropout_max=-1.0,  # < 0: the model's dropout_rate
-      bucket_mix=False,  # each step trains a random stage size up to the current one (seed, step)
-      aot_compile=True,  # compile every bucket's step at start (else lazily, once per bucket)
-  ))
-  c.compilation_cache_dir = ''  # persistent XLA cache (jax_compilation_cache_dir); '' = off
+  # uses input.image_size / augment.* / dropout as set above; num_stages <= 1 = fixed size.
+  c.curriculum = section(CurriculumConfig)
+  c.compilation_cache_dir = config_dict.placeholder(str)  # persistent XLA cache; None = off
 
   c.batch_size = 2048  # global, over all devices and hosts
-  c.eval_batch_size = 0  # 0 = batch_size
+  c.eval_batch_size = config_dict.placeholder(int)  # None = batch_size
   c.num_epochs = 350.0
-  c.num_train_steps = 0  # > 0 overrides num_epochs
+  c.num_train_steps = config_dict.placeholder(int)  # set: overrides num_epochs
 
-  # Optimizer: effnet_jax.train.optim.create_optimizer arguments.
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='rmsprop_tf',  # rmsprop_tf | sgd | adamw | lars
-      base_learning_rate=0.016,  # per lr_batch_base images
-      lr_batch_base=256,
-      momentum=0.9,
-      nesterov=False,
-      rms_decay=0.9,
-      eps=1e-3,
-      b1=0.9,
-      b2=0.999,
-      weight_decay=1e-5,
-      weight_decay_mode='coupled',  # coupled (through the loss, official) | decoupled
-      weight_decay_exclude='bn',  # bn (official V1) | bn_and_bias (V2, timm) | none
-      lars_trust_coefficient=0.001,
-      grad_clip_norm=0.0,
-  ))
-  c.schedule = ml_collections.ConfigDict(dict(
-      name='exponential',  # exponential (staircase) | cosine | constant
-      warmup_epochs=5.0,
-      decay_epochs=2.4,
-      decay_rate=0.97,
-      min_learning_rate=0.0,
-      warmup_init=0.0,
-  ))
+  c.optimizer = section(OptimizerConfig)  # effnet_jax.train.optim.create_optimizer
+  c.schedule = section(ScheduleConfig)  # effnet_jax.train.optim.learning_rate_schedule
   c.ema_decay = 0.9999  # 0 = no EMA
   c.ema_warmup = True  # decay min(ema_decay, (1 + t) / (10 + t)), TF num_updates semantics
 
-  # -1: the official recipe's groups; 0: all devices; 1: per device; N: groups of N devices.
-  c.bn_group_size = -1
+  # None: the model family's official groups; 0: all devices; 1: per device; N: groups of N.
+  c.bn_group_size = config_dict.placeholder(int)
   c.dtype = 'bfloat16'  # compute dtype (parameters stay float32)
 
   c.log_every_steps = 100
@@ -160,6 +144,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.tensorboard = True
   c.lock()
   return c
+
+
+# The Preprocessing fields of the ``input`` and ``augment`` sections, and the train step's.
+INPUT_FIELDS = ('image_size', 'eval_image_size', 'crop_fraction', 'crop_mode', 'interpolation',
+                'mean', 'std', 'train_crop', 'area_range', 'aspect_range', 'min_object_covered',
+                'pad_pixels')
+INHERITED_INPUT_FIELDS = ('image_size', 'eval_image_size', 'crop_fraction', 'crop_mode',
+                          'interpolation', 'mean', 'std')
+AUGMENT_FIELDS = ('flip', 'augment', 'randaug_num_layers', 'randaug_magnitude',
+                  'augment_on_device')
+STEP_AUGMENT_FIELDS = ('mixup_alpha', 'cutmix_alpha', 'label_smoothing')
 
 
 def parse_config_arg(arg: str | None) -> dict[str, str]:
@@ -223,6 +218,9 @@ def unknown_key_message(message: str, flag: bool = False) -> str | None:
   match = _LOCKED.search(message) or (_OVERRIDE.fullmatch(message) if flag else None)
   if match is None:
     return None
+  key = match['key'].rsplit('.', 1)[-1]
+  if key in MOVED_KEYS:
+    return f'config key "{match["key"]}" has moved: set "{MOVED_KEYS[key]}" instead'
   closest = _CLOSEST.search(message)
   return f'unknown config key "{match["key"]}"' + (
       f'. Did you mean "{closest["closest"]}"?' if closest else '')

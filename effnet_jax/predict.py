@@ -61,7 +61,7 @@ def eval_preprocessing(mcfg, image_size: int = 0):
   """The evaluation ``Preprocessing`` of a ``ModelConfig`` (at ``image_size`` if given)."""
   from effnet_jax.data import Preprocessing
   size = image_size or mcfg.eval_size
-  return Preprocessing(image_size=size, eval_size=size, crop_fraction=mcfg.crop_fraction,
+  return Preprocessing(image_size=size, eval_image_size=size, crop_fraction=mcfg.crop_fraction,
                        crop_mode=mcfg.crop_mode, interpolation=mcfg.interpolation,
                        mean=tuple(mcfg.mean), std=tuple(mcfg.std))
 

@@ -43,9 +43,8 @@ def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   and regularisation, a small image size and batch, a few epochs, float32."""
   c.data.update(source='embedded', name='fashion_mnist', train_split='train', eval_split='test',
                 cache=True)
-  c.image_size = 32
-  c.eval_image_size = 32
-  c.augment.train_crop = 'pad_crop'
+  c.input.update(image_size=32, eval_image_size=32, train_crop='pad_crop',
+                 crop_fraction=1.0)  # evaluate the whole 32 px image
   c.augment.augment = 'none'
   c.batch_size = 128
   c.num_epochs = 5.0
@@ -60,12 +59,11 @@ def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # Running BN statistics must follow weights that move fast in a short run (with the official
   # 0.99 they lag so far behind that eval-mode accuracy collapses; measured: docs/training.md).
   c.model_overrides.bn_momentum = 0.9
-  c.model_overrides.crop_fraction = 1.0  # evaluate the whole 32 px image
   c.log_every_steps = 50
   if c.curriculum.num_stages > 1:
     # the same stages from 16 px up to 32 px (code: 20, 24, 28, 32); paper sizes scaled alike
     c.curriculum.min_image_size = 16
-    c.curriculum.max_image_size = 0
+    c.curriculum.max_image_size = None
   return c
 
 
@@ -80,8 +78,8 @@ def efficientnet_v1(model: str, arg: str | None = None) -> ml_collections.Config
   c.optimizer.update(name='rmsprop_tf', base_learning_rate=0.016, weight_decay=1e-5,
                      weight_decay_mode='coupled', weight_decay_exclude='bn')
   c.schedule.update(name='exponential', warmup_epochs=5.0, decay_epochs=2.4, decay_rate=0.97)
-  c.augment.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.1,
-                   augment='autoaugment', label_smoothing=0.1)
+  c.input.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.1)
+  c.augment.update(augment='autoaugment', label_smoothing=0.1)
   c.ema_decay = 0.9999
   c.eval_every_epochs = 5.0
   return _finish(c, arg)
@@ -107,11 +105,11 @@ def efficientnetv2(model: str, randaug_magnitude: float | None, mix_alpha: float
                      weight_decay_mode='coupled', weight_decay_exclude='bn_and_bias')
   c.schedule.update(name='exponential', warmup_epochs=5.0, decay_epochs=2.4, decay_rate=0.97)
   if randaug_magnitude is None:
-    c.augment.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.1,
-                     augment='autoaugment')
+    c.input.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.1)
+    c.augment.update(augment='autoaugment')
   else:
-    c.augment.update(train_crop='inception', area_range=(0.05, 1.0), min_object_covered=0.0,
-                     augment='randaugment', randaug_num_layers=2,
+    c.input.update(train_crop='inception', area_range=(0.05, 1.0), min_object_covered=0.0)
+    c.augment.update(augment='randaugment', randaug_num_layers=2,
                      randaug_magnitude=randaug_magnitude)
   c.augment.update(mixup_alpha=mix_alpha, cutmix_alpha=mix_alpha, label_smoothing=0.1)
   c.ema_decay = 0.9999
@@ -135,8 +133,8 @@ def rexnet(model: str, arg: str | None = None) -> ml_collections.ConfigDict:
                      weight_decay=1e-5, weight_decay_mode='coupled',
                      weight_decay_exclude='bn_and_bias')
   c.schedule.update(name='cosine', warmup_epochs=5.0, min_learning_rate=1e-5)
-  c.augment.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.0,
-                   augment='randaugment', randaug_num_layers=2, randaug_magnitude=9.0,
+  c.input.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.0)
+  c.augment.update(augment='randaugment', randaug_num_layers=2, randaug_magnitude=9.0,
                    label_smoothing=0.1)
   c.ema_decay = 0.0
   c.bn_group_size = 1

@@ -55,7 +55,7 @@ def test_config_loads_and_documents_itself(path):
       assert config.data.source == 'embedded' and config.dtype == 'float32'
     elif arg is not None or not embedded_only:
       assert config.data.name == 'imagenet2012' and config.data.eval_split == 'validation'
-      assert config.image_size == 0  # the model's own train size
+      assert config.input.image_size is None  # the model's own train size
       assert model.train_size >= 192
 
 
@@ -96,7 +96,7 @@ def test_progressive_configs_and_their_fixed_twins():
     fixed = load(os.path.join(here, f'{name}_fixed.py')).get_config() if 'b3' not in name else None
     model = get_model_config(config.model)
     stages = build_stages(config.curriculum, total_steps=107336, batch_size=config.batch_size,
-                          train_size=model.train_size,
+                          image_size=model.train_size,
                           randaug_magnitude=config.augment.randaug_magnitude,
                           mixup_alpha=config.augment.mixup_alpha,
                           cutmix_alpha=config.augment.cutmix_alpha,

@@ -60,7 +60,7 @@ def test_inputs_and_outputs_match_the_evaluation_pipeline(tiny_pretrained, photo
   """Each file becomes exactly the input an evaluation over an image folder gives it."""
   weights = tiny_pretrained(1000, crop_fraction=0.8, interpolation='bilinear')
   predictor = predict.Predictor(weights, batch_size=4)
-  assert (predictor.prep.eval_size, predictor.prep.crop_fraction,
+  assert (predictor.prep.eval_image_size, predictor.prep.crop_fraction,
           predictor.prep.interpolation) == (42, 0.8, 'bilinear')
   folder = tmp_path / 'eval' / 'things'
   folder.mkdir(parents=True)
@@ -134,7 +134,7 @@ def test_a_huge_image_is_refused_from_its_header(photos, tmp_path, image_format,
   before its decoder, Pillow's (the fallback decoder) the TIFF."""
   path = str(tmp_path / f'huge.{image_format.lower()}')
   Image.new('1', (20000, 20000)).save(path, image_format, **options)
-  prep = Preprocessing(image_size=32, eval_size=32)
+  prep = Preprocessing(image_size=32, eval_image_size=32)
   predict.load_image(photos[0], prep)  # TensorFlow started
   start = time.perf_counter()
   with pytest.raises(predict.ImageError, match=re.escape(

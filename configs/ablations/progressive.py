@@ -28,7 +28,7 @@ def get_config(arg=None):
     train = efficientnetv2('efficientnetv2_b0', randaug_magnitude=10.0, mix_alpha=0.2,
                            arg='data=embedded')
     train.model_overrides.phi = -8.0
-    train.curriculum.update(num_stages=3, image_sizes='16,24,32')
+    train.curriculum.update(num_stages=3, image_sizes=(16, 24, 32))
     train.optimizer.update(name='adamw', base_learning_rate=0.004, weight_decay=0.05,
                            weight_decay_mode='decoupled')
     train.schedule.update(name='cosine', warmup_epochs=0.1)

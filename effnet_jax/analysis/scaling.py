@@ -39,7 +39,7 @@ class Scale:
     return trainer.Row(
         name, overrides={'phi': None, 'width_mult': self.width_mult,
                          'depth_mult': self.depth_mult},
-        changes={'image_size': self.image_size, 'eval_image_size': self.image_size},
+        changes={'input.image_size': self.image_size, 'input.eval_image_size': self.image_size},
         info=dict(info, width_mult=self.width_mult, depth_mult=self.depth_mult,
                   image_size=self.image_size))
 

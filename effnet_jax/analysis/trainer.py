@@ -27,7 +27,7 @@ from effnet_jax.models.utils import count_params, profile
 @dataclasses.dataclass(frozen=True)
 class Row:
   """One trained variant: ``overrides`` of ``model_overrides``, ``changes`` of other config
-  keys (flattened, e.g. ``{'image_size': 24}``), ``info`` columns of its CSV line."""
+  keys (flattened, e.g. ``{'input.image_size': 24}``), ``info`` columns of its CSV line."""
   name: str
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   changes: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -41,12 +41,13 @@ def small_train_config(model: str = 'efficientnet_b0', image_size: int = 24,
   at ``image_size`` px, AdamW with cosine decay, no EMA, flips only."""
   c = base_config()
   c.model = model
-  c.model_overrides.update(depthwise_impl='auto', bn_momentum=0.9, crop_fraction=1.0,
-                           dropout_rate=0.0, drop_path_rate=0.0)
+  c.model_overrides.update(depthwise_impl='auto', bn_momentum=0.9, dropout_rate=0.0,
+                           drop_path_rate=0.0)
   c.data.update(source='embedded', name='fashion_mnist', train_split='train', eval_split='test',
                 cache=True)
-  c.image_size = c.eval_image_size = image_size
-  c.augment.update(train_crop='none', flip=True, augment='none', label_smoothing=0.0)
+  c.input.update(image_size=image_size, eval_image_size=image_size, train_crop='none',
+                 crop_fraction=1.0)
+  c.augment.update(flip=True, augment='none', label_smoothing=0.0)
   c.batch_size = batch_size
   c.num_train_steps = num_train_steps
   c.optimizer.update(name='adamw', base_learning_rate=0.016, weight_decay=0.01,
@@ -84,7 +85,7 @@ def model_cost(config: ml_collections.ConfigDict, num_classes: int) -> dict[str,
   """Parameters and MACs of one image at the config's eval size."""
   from effnet_jax.train import builders
   mcfg = model_of(config, num_classes)
-  size = builders.preprocessing(config, mcfg).eval_size
+  size = builders.preprocessing(config, mcfg).eval_image_size
   variables, macs = profile(build_model(mcfg), size)
   return {'params': count_params(variables['params']), 'macs': macs, 'eval_size': size}
 

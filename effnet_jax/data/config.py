@@ -50,9 +50,10 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
-  """How images become model inputs (from the model metadata and ``config.augment``)."""
+  """How images become model inputs (from the model metadata and the config's ``input`` and
+  ``augment`` sections)."""
   image_size: int  # train resolution
-  eval_size: int
+  eval_image_size: int
   crop_fraction: float = 0.875  # eval: centre crop side / shorter side
   crop_mode: str = 'center'  # eval: center | squash (resize the whole image, no crop)
   interpolation: str = 'bicubic'  # bicubic | bilinear

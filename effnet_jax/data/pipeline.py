@@ -150,7 +150,7 @@ def eval_dataset(shard: Shard, prep: Preprocessing, batch_size: int, num_batches
     return {'images': preprocess.eval_image(image, prep),
             'labels': tf.cast(example['label'], tf.int32), 'mask': tf.constant(1.0)}
   padding = tf.data.Dataset.from_tensors({
-      'images': tf.zeros([prep.eval_size, prep.eval_size, 3]),
+      'images': tf.zeros([prep.eval_image_size, prep.eval_image_size, 3]),
       'labels': tf.constant(0), 'mask': tf.constant(0.0)}).repeat()
   return (examples.map(to_model_input, num_parallel_calls=_AUTOTUNE, deterministic=True)
           .concatenate(padding)

@@ -242,7 +242,7 @@ def train_image(image: tf.Tensor, seed: tf.Tensor, prep: Preprocessing) -> tf.Te
 
 
 def eval_image(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
-  """Evaluation view: centre crop (or the whole image for 'squash'), resized to eval_size."""
+  """Evaluation view: centre crop (or the whole image for 'squash'), resized to eval_image_size."""
   box_fn = center_box(prep.crop_fraction) if prep.crop_mode == 'center' else None
-  image = resize(decode_crop(image, box_fn), prep.eval_size, prep.interpolation)
+  image = resize(decode_crop(image, box_fn), prep.eval_image_size, prep.interpolation)
   return normalize(to_rgb(image), prep.mean, prep.std)

@@ -192,8 +192,7 @@ def recipe_config(case: Case, overrides: dict | None = None,
     c.model = case.model
   c.curriculum.num_stages = 0
   c.batch_size = case.batch_size
-  c.image_size = case.image_size
-  c.eval_image_size = case.image_size
+  c.input.update(image_size=case.image_size, eval_image_size=case.image_size)
   c.eval_batch_size = case.batch_size
   c.dtype = DTYPES[case.dtype]
   c.model_overrides.depthwise_impl = 'auto'  # as every CPU config here: unrolled on the CPU

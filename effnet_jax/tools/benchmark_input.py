@@ -116,7 +116,7 @@ def preprocessing(image_size: int, augment: str = 'randaugment', magnitude: floa
   """``augment``: 'randaugment' (on the host), 'none', or 'device' (RandAugment in the train
   step: the host pipeline stops after crop and flip and sends uint8)."""
   from effnet_jax.data import Preprocessing
-  return Preprocessing(image_size=image_size, eval_size=image_size, interpolation='bicubic',
+  return Preprocessing(image_size=image_size, eval_image_size=image_size, interpolation='bicubic',
                        train_crop='inception',
                        augment='randaugment' if augment == 'device' else augment,
                        augment_on_device=augment == 'device', randaug_num_layers=2,

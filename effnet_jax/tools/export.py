@@ -88,11 +88,11 @@ def export(weights: str, output: str, image_size: int = 0, tflite: bool = False,
     raise ValueError(f'{weights}: a feature extractor (num_classes=0); export needs a classifier')
   prep = eval_preprocessing(config, image_size)
   output = os.path.abspath(output)
-  save_saved_model(model, variables, output, prep.eval_size, platforms)
+  save_saved_model(model, variables, output, prep.eval_image_size, platforms)
   metadata = {
       'model': meta['model'], 'overrides': meta['overrides'], 'source': meta['source'],
       'signature': SIGNATURE, 'input': 'images', 'outputs': ['logits', 'probabilities'],
-      'image_size': prep.eval_size, 'crop_fraction': prep.crop_fraction,
+      'image_size': prep.eval_image_size, 'crop_fraction': prep.crop_fraction,
       'crop_mode': prep.crop_mode, 'interpolation': prep.interpolation,
       'mean': list(prep.mean), 'std': list(prep.std), 'platforms': list(platforms),
       'labels': class_labels(config.num_classes, meta.get('class_names'))}

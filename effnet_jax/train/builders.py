@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from effnet_jax import data as data_lib
-from effnet_jax.config import set_overrides
+from effnet_jax.config import AUGMENT_FIELDS, set_overrides
 from effnet_jax.models import ModelConfig, build_model, get_model_config
 from effnet_jax.train import curriculum as curriculum_lib
 from effnet_jax.train import optim
@@ -39,7 +39,8 @@ class RunPlan:
 
 def make_plan(config: ml_collections.ConfigDict, num_train_examples: int) -> RunPlan:
   steps_per_epoch = num_train_examples / config.batch_size
-  total = config.num_train_steps or int(math.ceil(config.num_epochs * steps_per_epoch))
+  total = (config.num_train_steps if config.num_train_steps is not None
+           else int(math.ceil(config.num_epochs * steps_per_epoch)))
   eval_every = int(round(config.eval_every_epochs * steps_per_epoch)) if config.eval_every_epochs else 0
   return RunPlan(global_batch_size=config.batch_size,
                  eval_batch_size=config.eval_batch_size or config.batch_size,
@@ -58,15 +59,16 @@ def model_config(config: ml_collections.ConfigDict, num_classes: int,
 
 
 def preprocessing(config: ml_collections.ConfigDict, mcfg: ModelConfig) -> data_lib.Preprocessing:
-  """Input preprocessing from the model's metadata and the config's augmentation settings."""
-  augment = {k: v for k, v in config.augment.to_dict().items()
-             if k not in ('mixup_alpha', 'cutmix_alpha', 'label_smoothing')}
-  augment = {k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()}
-  return data_lib.Preprocessing(
-      image_size=config.image_size or mcfg.train_size,
-      eval_size=config.eval_image_size or mcfg.eval_size, crop_fraction=mcfg.crop_fraction,
-      crop_mode=mcfg.crop_mode, interpolation=mcfg.interpolation, mean=tuple(mcfg.mean),
-      std=tuple(mcfg.std), **augment)
+  """Input preprocessing: the config's ``input`` section (an unset entry takes the model's
+  metadata: its train and eval image sizes, eval crop, interpolation, mean and std) and the host
+  side of its ``augment`` section."""
+  model = dict(image_size=mcfg.train_size, eval_image_size=mcfg.eval_size,
+               crop_fraction=mcfg.crop_fraction, crop_mode=mcfg.crop_mode,
+               interpolation=mcfg.interpolation, mean=mcfg.mean, std=mcfg.std)
+  values = {k: model[k] if v is None else v for k, v in config.input.to_dict().items()}
+  values.update({k: config.augment[k] for k in AUGMENT_FIELDS})
+  return data_lib.Preprocessing(**{k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in values.items()})
 
 
 def check_config(config: ml_collections.ConfigDict) -> ModelConfig:
@@ -80,13 +82,15 @@ def check_config(config: ml_collections.ConfigDict) -> ModelConfig:
 def mesh_for(config: ml_collections.ConfigDict, mcfg: ModelConfig) -> jax.sharding.Mesh:
   """The ('data', 'bn') mesh over every device, with the config's BN groups (``-1``: the
   model family's official grouping)."""
-  return make_mesh(resolve_bn_group_size(config.bn_group_size, jax.device_count(), mcfg.family))
+  group = -1 if config.bn_group_size is None else config.bn_group_size
+  return make_mesh(resolve_bn_group_size(group, jax.device_count(), mcfg.family))
 
 
 def create_optimizer(config: ml_collections.ConfigDict, plan: RunPlan, params, stages=None):
   """``(tx, learning_rate)``; with curriculum ``stages`` of their own batch sizes the schedule
   runs on in epochs and is scaled by stage batch / config batch (the per-256 rule)."""
-  o, s = config.optimizer, config.schedule
+  o = optim.OptimizerConfig(**config.optimizer.to_dict())
+  s = optim.ScheduleConfig(**config.schedule.to_dict())
   learning_rate = optim.learning_rate_schedule(
       s.name, o.base_learning_rate, plan.global_batch_size, plan.steps_per_epoch,
       plan.total_steps, warmup_epochs=s.warmup_epochs, decay_epochs=s.decay_epochs,
@@ -134,8 +138,9 @@ def build_run(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo, mes
   model = build_model(mcfg)
   prep = preprocessing(config, mcfg)
   stages = curriculum_lib.build_stages(
-      config.curriculum, total_steps=plan.total_steps, batch_size=plan.global_batch_size,
-      train_size=prep.image_size, randaug_magnitude=config.augment.randaug_magnitude,
+      curriculum_lib.CurriculumConfig(**config.curriculum.to_dict()),
+      total_steps=plan.total_steps, batch_size=plan.global_batch_size,
+      image_size=prep.image_size, randaug_magnitude=config.augment.randaug_magnitude,
       mixup_alpha=config.augment.mixup_alpha, cutmix_alpha=config.augment.cutmix_alpha,
       dropout_rate=mcfg.dropout_rate)
   for stage in stages:
@@ -160,7 +165,7 @@ def run_record(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo,
   what a reader needs to rebuild the model and its input."""
   return {'model': config.model, 'model_overrides': set_overrides(config),
           'num_classes': info.num_classes, 'class_names': list(info.class_names),
-          'image_size': prep.image_size, 'eval_image_size': prep.eval_size,
+          'image_size': prep.image_size, 'eval_image_size': prep.eval_image_size,
           'config': json.loads(config.to_json())}
 
 
@@ -213,7 +218,7 @@ def lower_eval_step(run: Run, mesh, batch_size: int | None = None,
   run's eval batch size and image size; ``effnet_jax.evaluate`` gives others)."""
   variables = {'params': run.abstract_state.params, 'batch_stats': run.abstract_state.batch_stats}
   return make_eval_step(mesh, run.model).lower(variables, abstract_batch(
-      mesh, batch_size or run.plan.eval_batch_size, image_size or run.prep.eval_size, True))
+      mesh, batch_size or run.plan.eval_batch_size, image_size or run.prep.eval_image_size, True))
 
 
 def compile_rarely(fn, *args, out_shardings=None):

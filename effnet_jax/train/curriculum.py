@@ -26,6 +26,29 @@ SCHEDULES = ('code', 'paper')
 
 
 @dataclasses.dataclass(frozen=True)
+class CurriculumConfig:
+  """The ``curriculum`` config section. None: inherit the fixed-size run's value."""
+  num_stages: int = 0  # <= 1: fixed size (official V2: 4)
+  schedule: str = 'code'  # code (google/automl as released) | paper (EfficientNetV2 Table 6)
+  min_image_size: int = 128  # the official ibase
+  max_image_size: int | None = None  # None: input.image_size (the final train size)
+  image_sizes: tuple[int, ...] | None = None  # explicit per-stage sizes (win over the formula)
+  size_multiple: int = 0  # snap stage sizes to a multiple (16, 32) so they form buckets; 0: exact
+  # Per-stage global batch sizes; the learning rate follows the per-256 rule and the schedule
+  # runs on in epochs. None: batch_size in every stage.
+  batch_sizes: tuple[int, ...] | None = None
+  randaug_magnitude_min: float = 5.0
+  randaug_magnitude_max: float | None = None  # None: augment.randaug_magnitude
+  mixup_alpha_min: float = 0.0  # also CutMix's minimum
+  mixup_alpha_max: float | None = None  # None: augment.mixup_alpha
+  cutmix_alpha_max: float | None = None  # None: augment.cutmix_alpha
+  dropout_min: float | None = None  # schedule=paper ramps dropout from here (paper: 0.1)
+  dropout_max: float | None = None  # None: the model's dropout_rate
+  bucket_mix: bool = False  # each step trains a random stage size up to the current one
+  aot_compile: bool = True  # compile every bucket's step at start (else lazily, once per bucket)
+
+
+@dataclasses.dataclass(frozen=True)
 class Stage:
   """One stage of the curriculum: steps ``[start_step, end_step)``."""
   index: int
@@ -47,13 +70,18 @@ class Stage:
     return self.end_step - self.start_step
 
 
-def _parse_list(text: str, cast, name: str) -> list:
-  if not text:
+def _sizes(values, name: str) -> list[int]:
+  """A tuple of sizes from the config (None: not given)."""
+  if values is None:
     return []
-  try:
-    return [cast(v) for v in str(text).replace(' ', '').split(',') if v]
-  except ValueError:
-    raise ValueError(f'curriculum.{name}={text!r}: expected comma-separated numbers') from None
+  if isinstance(values, str) or not all(isinstance(v, int) and v > 0 for v in values):
+    raise ValueError(f'curriculum.{name}={values!r}: expected a tuple of positive integers, '
+                     f'e.g. (128, 192, 256)')
+  return list(values)
+
+
+def _inherit(value, fallback):
+  return fallback if value is None else value
 
 
 def _snap(size: float, multiple: int) -> int:
@@ -80,12 +108,12 @@ def stage_image_sizes(num_stages: int, min_size: int, max_size: int, schedule: s
   return [_snap(s, multiple) for s in sizes]
 
 
-def build_stages(curriculum: ml_collections.ConfigDict, *, total_steps: int, batch_size: int,
-                 train_size: int, randaug_magnitude: float, mixup_alpha: float,
+def build_stages(curriculum: CurriculumConfig | ml_collections.ConfigDict, *, total_steps: int,
+                 batch_size: int, image_size: int, randaug_magnitude: float, mixup_alpha: float,
                  cutmix_alpha: float, dropout_rate: float) -> list[Stage]:
   """The stages of ``config.curriculum`` (one stage at the fixed settings when it is off).
 
-  ``train_size``, ``randaug_magnitude``, ``mixup_alpha``, ``cutmix_alpha`` and ``dropout_rate``
+  ``image_size``, ``randaug_magnitude``, ``mixup_alpha``, ``cutmix_alpha`` and ``dropout_rate``
   are the final-stage (maximum) values: the recipe's fixed-size settings.
   """
   c = curriculum
@@ -93,32 +121,32 @@ def build_stages(curriculum: ml_collections.ConfigDict, *, total_steps: int, bat
     raise ValueError(f'curriculum.schedule={c.schedule!r}: expected one of {SCHEDULES}')
   num = int(c.num_stages)
   if num <= 1:
-    return [Stage(0, 0, total_steps, train_size, batch_size, randaug_magnitude, mixup_alpha,
+    return [Stage(0, 0, total_steps, image_size, batch_size, randaug_magnitude, mixup_alpha,
                   cutmix_alpha, dropout_rate)]
   if total_steps < num:
     raise ValueError(f'{num} curriculum stages need at least {num} steps, not {total_steps}')
-  sizes = _parse_list(c.image_sizes, int, 'image_sizes')
+  sizes = _sizes(c.image_sizes, 'image_sizes')
   if sizes:
     if len(sizes) != num:
       raise ValueError(f'curriculum.image_sizes has {len(sizes)} sizes for {num} stages')
     sizes = [_snap(s, c.size_multiple) for s in sizes]
   else:
-    max_size = c.max_image_size or train_size
+    max_size = _inherit(c.max_image_size, image_size)
     if not 0 < c.min_image_size <= max_size:
       raise ValueError(f'curriculum.min_image_size={c.min_image_size} must be in '
                        f'(0, {max_size}] (the final train size)')
     sizes = stage_image_sizes(num, c.min_image_size, max_size, c.schedule, c.size_multiple)
-  batches = _parse_list(c.batch_sizes, int, 'batch_sizes') or [batch_size] * num
-  if len(batches) != num or min(batches) < 1:
-    raise ValueError(f'curriculum.batch_sizes={c.batch_sizes!r}: expected {num} positive sizes')
-  ra_max = c.randaug_magnitude_max or randaug_magnitude
+  batches = _sizes(c.batch_sizes, 'batch_sizes') or [batch_size] * num
+  if len(batches) != num:
+    raise ValueError(f'curriculum.batch_sizes={c.batch_sizes!r}: expected {num} sizes')
+  ra_max = _inherit(c.randaug_magnitude_max, randaug_magnitude)
   magnitudes = _ramp(c.randaug_magnitude_min, ra_max, num)
-  mix_max = c.mixup_alpha_max if c.mixup_alpha_max >= 0 else mixup_alpha
-  cut_max = c.cutmix_alpha_max if c.cutmix_alpha_max >= 0 else cutmix_alpha
+  mix_max = _inherit(c.mixup_alpha_max, mixup_alpha)
+  cut_max = _inherit(c.cutmix_alpha_max, cutmix_alpha)
   mixups = _ramp(c.mixup_alpha_min, mix_max, num)
   cutmixes = _ramp(c.mixup_alpha_min if cut_max else 0.0, cut_max, num)
-  drop_max = c.dropout_max if c.dropout_max >= 0 else dropout_rate
-  if c.schedule == 'paper' and c.dropout_min >= 0:
+  drop_max = _inherit(c.dropout_max, dropout_rate)
+  if c.schedule == 'paper' and c.dropout_min is not None:
     dropouts = _ramp(c.dropout_min, drop_max, num)
   else:  # the released code computes a dropout ramp and then discards it
     dropouts = [drop_max] * num

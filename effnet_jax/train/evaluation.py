@@ -67,8 +67,8 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
     targets.append(('eval_ema', {'params': state.ema_params,
                                  'batch_stats': state.ema_batch_stats}))
   rows = []
-  for size in image_sizes or [built.prep.eval_size]:
-    prep = dataclasses.replace(built.prep, eval_size=size)
+  for size in image_sizes or [built.prep.eval_image_size]:
+    prep = dataclasses.replace(built.prep, eval_image_size=size)
     row = {'image_size': size, 'step': step}
     # Compiled before the first batch, then the processes line up (as the trainer does): the
     # first cross-process collective must not wait for a slower host's compilation.

@@ -162,7 +162,7 @@ class Programs:
       self._eval = builders.lower_eval_step(self.run, self.mesh).compile()
       barrier('compiled/eval')
       self.writer.write(None, {}, event='compile', fn='eval_step',
-                        image_size=self.run.prep.eval_size,
+                        image_size=self.run.prep.eval_image_size,
                         batch_size=self.run.plan.eval_batch_size,
                         seconds=round(time.time() - t0, 3))
     return self._eval
@@ -239,7 +239,7 @@ def log_start(s: Session, state: TrainState, info: data_lib.DatasetInfo) -> None
        f'{jax.process_count()} processes, BN groups of {s.mesh.shape["bn"]}; '
        f'global batch {plan.global_batch_size}, {plan.total_steps} steps '
        f'({plan.total_steps / plan.steps_per_epoch:.2f} epochs), train {run.prep.image_size} px, '
-       f'eval {run.prep.eval_size} px')
+       f'eval {run.prep.eval_image_size} px')
   if len(run.stages) > 1:
     _log(f'progressive learning, {len(run.stages)} stages (schedule {config.curriculum.schedule}'
          f'{", bucket mix" if config.curriculum.bucket_mix else ""}):\n' +

@@ -4,6 +4,7 @@ Exact update equations and the recipe numbers are in docs/optim.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable
 
@@ -20,6 +21,36 @@ WEIGHT_DECAY_EXCLUDES = ('bn', 'bn_and_bias', 'none')
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
   if value not in choices:
     raise ValueError(f'unknown {kind} {value!r}; expected one of {list(choices)}')
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """The ``optimizer`` config section (defaults: the official EfficientNet recipe)."""
+  name: str = 'rmsprop_tf'  # rmsprop_tf | sgd | adamw | lars
+  base_learning_rate: float = 0.016  # per lr_batch_base images
+  lr_batch_base: int = 256
+  momentum: float = 0.9
+  nesterov: bool = False
+  rms_decay: float = 0.9
+  eps: float = 1e-3
+  b1: float = 0.9
+  b2: float = 0.999
+  weight_decay: float = 1e-5
+  weight_decay_mode: str = 'coupled'  # coupled (through the loss, official) | decoupled
+  weight_decay_exclude: str = 'bn'  # bn (official V1) | bn_and_bias (V2, timm) | none
+  lars_trust_coefficient: float = 0.001
+  grad_clip_norm: float = 0.0  # 0: no clipping
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+  """The ``schedule`` config section (defaults: the official EfficientNet recipe)."""
+  name: str = 'exponential'  # exponential (staircase) | cosine | constant
+  warmup_epochs: float = 5.0
+  decay_epochs: float = 2.4
+  decay_rate: float = 0.97
+  min_learning_rate: float = 0.0
+  warmup_init: float = 0.0
 
 
 def learning_rate_schedule(schedule: str, base_learning_rate: float, global_batch_size: int,

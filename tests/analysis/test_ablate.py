@@ -45,8 +45,8 @@ def test_fused_placement_end_to_end(tmp_path, embedded_data_dir):
   config = load(os.path.join(REPO, 'configs', 'ablations', 'fused_placement.py')).get_config()
   config.fused_stages = '0'
   config.train.update_from_flattened_dict({
-      'data.data_dir': embedded_data_dir, 'data.eval_split': 'test[:16]', 'image_size': 16,
-      'eval_image_size': 16, 'batch_size': 8, 'num_train_steps': 2, 'log_every_steps': 1,
+      'data.data_dir': embedded_data_dir, 'data.eval_split': 'test[:16]', 'input.image_size': 16,
+      'input.eval_image_size': 16, 'batch_size': 8, 'num_train_steps': 2, 'log_every_steps': 1,
       'progress_bar': False, 'async_checkpoints': False,
       'model_overrides.depthwise_impl': 'xla'})  # compiles faster than unrolled
   config.lock()

@@ -27,9 +27,9 @@ def test_train_seconds_add_the_intervals_and_interpolate_inside_one():
 def test_a_row_changes_a_copy_of_the_base_config():
   base = small_train_config()
   config = with_row(base, Row('r', overrides={'width_mult': 0.5, 'stages': (('ir_r1_k3_s1_e1_c16',),)},
-                              changes={'image_size': 20, 'optimizer.base_learning_rate': 0.1}))
-  assert config.model_overrides.width_mult == 0.5 and config.image_size == 20
+                              changes={'input.image_size': 20, 'optimizer.base_learning_rate': 0.1}))
+  assert config.model_overrides.width_mult == 0.5 and config.input.image_size == 20
   assert config.model_overrides.stages == (('ir_r1_k3_s1_e1_c16',),)
-  assert base.model_overrides.width_mult is None and base.image_size == 24
+  assert base.model_overrides.width_mult is None and base.input.image_size == 24
   with pytest.raises(KeyError, match="image_size"):
     with_row(base, Row('typo', changes={'image_sise': 20}))

@@ -17,14 +17,14 @@ def test_data_config_rejects(field, value):
     ('augment', 'trivialaugment'), ('crop_fraction', 1.5), ('mean', (0.5,))])
 def test_preprocessing_rejects(field, value):
   with pytest.raises(ValueError, match=field):
-    Preprocessing(image_size=32, eval_size=32, **{field: value})
+    Preprocessing(image_size=32, eval_image_size=32, **{field: value})
 
 
 def test_defaults_are_the_contract():
   assert DataConfig() == DataConfig(source='embedded', name='fashion_mnist', train_split='train',
                                     eval_split='test', shuffle_buffer=16384, cache=False,
                                     on_bad_image='error', max_image_pixels=178_956_970)
-  prep = Preprocessing(image_size=224, eval_size=224)
+  prep = Preprocessing(image_size=224, eval_image_size=224)
   assert (prep.crop_fraction, prep.interpolation, prep.train_crop, prep.augment) == (
       0.875, 'bicubic', 'inception', 'none')
   assert (prep.area_range, prep.min_object_covered, prep.randaug_magnitude) == (

@@ -103,13 +103,13 @@ def test_host_pipeline_sends_uint8_before_randaugment():
   shard = in_memory_shard(images, np.zeros(8))
 
   def first_batch(**fields):
-    prep = Preprocessing(image_size=10, eval_size=10, **fields)
+    prep = Preprocessing(image_size=10, eval_image_size=10, **fields)
     dataset = pipeline.train_dataset(shard, prep, 4, pipeline.process_key(0, 0), 0, 1)
     return next(dataset.as_numpy_iterator())['images']
   sent = first_batch(augment='randaugment', augment_on_device=True)
   reference = first_batch(augment='none')
   assert sent.dtype == np.uint8 and reference.dtype == np.float32
-  prep = Preprocessing(image_size=10, eval_size=10)
+  prep = Preprocessing(image_size=10, eval_image_size=10)
   np.testing.assert_allclose(
       np.asarray(device_augment.normalize(jnp.asarray(sent), prep.mean, prep.std)),
       reference, rtol=0, atol=1e-6)
@@ -117,4 +117,4 @@ def test_host_pipeline_sends_uint8_before_randaugment():
 
 def test_autoaugment_on_device_is_an_error():
   with pytest.raises(ValueError, match='RandAugment only'):
-    Preprocessing(image_size=8, eval_size=8, augment='autoaugment', augment_on_device=True)
+    Preprocessing(image_size=8, eval_image_size=8, augment='autoaugment', augment_on_device=True)

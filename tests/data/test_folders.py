@@ -6,7 +6,7 @@ from data_helpers import example_ids, random_image, write_image
 from effnet_jax.data import (DataConfig, DataError, Preprocessing, dataset_info, eval_iterator,
                              train_iterator)
 
-PREP = Preprocessing(image_size=16, eval_size=16, train_crop='none', flip=False,
+PREP = Preprocessing(image_size=16, eval_image_size=16, train_crop='none', flip=False,
                      mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
@@ -27,7 +27,7 @@ def test_classes_labels_and_formats(make_folder, tmp_path):
   assert batches[0]['images'].shape == (8, 16, 16, 3)
   pngs = [0, 1, 2, 3, 4, 6]  # bee/photo.jpg and cat/grey.jpg sort after the PNGs
   assert list(example_ids(batches[0]['images'][pngs])) == [0, 1, 2, 3, 4, 5]
-  inception = Preprocessing(image_size=16, eval_size=16)
+  inception = Preprocessing(image_size=16, eval_image_size=16)
   train = next(train_iterator(folder_config(root), inception, global_batch_size=8, seed=0))
   assert train['images'].shape == (8, 16, 16, 3) and np.isfinite(train['images']).all()
 

@@ -11,7 +11,7 @@ from effnet_jax.data import (DataConfig, Preprocessing, dataset_info, eval_itera
 from effnet_jax.data.shards import StreamedShard, in_memory_shard
 
 NUM_EXAMPLES, BATCH = 10, 4
-PREP = Preprocessing(image_size=8, eval_size=8, train_crop='none', flip=False,
+PREP = Preprocessing(image_size=8, eval_image_size=8, train_crop='none', flip=False,
                      mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
@@ -59,7 +59,7 @@ def test_seed_changes_the_order(kind):
 
 
 def test_resumed_augmentation_is_identical():
-  prep = Preprocessing(image_size=12, eval_size=12, augment='randaugment', randaug_magnitude=15)
+  prep = Preprocessing(image_size=12, eval_image_size=12, augment='randaugment', randaug_magnitude=15)
   images = random_image((NUM_EXAMPLES, 10, 14, 3))
   shard = in_memory_shard(images, np.zeros(NUM_EXAMPLES))
 
@@ -72,7 +72,7 @@ def test_resumed_augmentation_is_identical():
 
 def test_embedded_resume_and_seeds(embedded_data_dir):
   data = DataConfig(data_dir=embedded_data_dir, shuffle_buffer=1000)
-  prep = Preprocessing(image_size=24, eval_size=24, augment='randaugment')
+  prep = Preprocessing(image_size=24, eval_image_size=24, augment='randaugment')
   steps = 4
   run = train_iterator(data, prep, global_batch_size=16, seed=1)
   from_zero = [next(run) for _ in range(steps + 1)][steps]
@@ -118,7 +118,7 @@ def test_eval_exactly_once_over_processes(make_folder):
 
 def test_embedded_eval_exactly_once_over_processes(embedded_data_dir):
   data = DataConfig(data_dir=embedded_data_dir)
-  prep = Preprocessing(image_size=28, eval_size=28, crop_mode='squash')
+  prep = Preprocessing(image_size=28, eval_image_size=28, crop_mode='squash')
 
   def examples(process_count):
     seen = collections.Counter()

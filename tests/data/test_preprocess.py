@@ -33,9 +33,9 @@ def test_center_crop_padding_32(size, height, width):
 def test_eval_center_and_squash():
   image = np.zeros((40, 80, 1), np.uint8)
   image[:, 40:] = 255  # left half black, right half white
-  center = Preprocessing(image_size=16, eval_size=16, crop_fraction=0.5, mean=(0, 0, 0),
+  center = Preprocessing(image_size=16, eval_image_size=16, crop_fraction=0.5, mean=(0, 0, 0),
                          std=(1, 1, 1))
-  squash = Preprocessing(image_size=16, eval_size=16, crop_mode='squash', mean=(0, 0, 0),
+  squash = Preprocessing(image_size=16, eval_image_size=16, crop_mode='squash', mean=(0, 0, 0),
                          std=(1, 1, 1))
   centered = preprocess.eval_image(tf.constant(image), center).numpy()
   squashed = preprocess.eval_image(tf.constant(image), squash).numpy()
@@ -63,12 +63,12 @@ def test_interpolations():
 
 def test_inception_crop_falls_back_to_center():
   # No box of the whole area has aspect in [3/4, 4/3] in a 2:1 image -> the centre crop.
-  prep = Preprocessing(image_size=8, eval_size=8, area_range=(1.0, 1.0))
+  prep = Preprocessing(image_size=8, eval_image_size=8, area_range=(1.0, 1.0))
   assert box(preprocess.inception_box(SEED, prep), 50, 100) == (4, 29, 43, 43)
 
 
 def test_inception_crop_samples_within_ranges():
-  prep = Preprocessing(image_size=8, eval_size=8)
+  prep = Preprocessing(image_size=8, eval_image_size=8)
   boxes = {box(preprocess.inception_box(tf.constant([s, 0], tf.int64), prep), 300, 400)
            for s in range(20)}
   assert len(boxes) > 10
@@ -107,7 +107,7 @@ def test_normalize():
 
 @pytest.mark.parametrize('train_crop', ['inception', 'pad_crop', 'none'])
 def test_train_image_is_deterministic_in_its_seed(train_crop):
-  prep = Preprocessing(image_size=16, eval_size=16, train_crop=train_crop, pad_pixels=4)
+  prep = Preprocessing(image_size=16, eval_image_size=16, train_crop=train_crop, pad_pixels=4)
   image = tf.constant(random_image((20, 30, 3)))
   views = [preprocess.train_image(image, tf.constant([s, 1], tf.int64), prep).numpy()
            for s in (0, 0, 1, 2, 3)]
@@ -117,7 +117,7 @@ def test_train_image_is_deterministic_in_its_seed(train_crop):
 
 
 def test_pad_crop_pads_with_zeros():
-  prep = Preprocessing(image_size=8, eval_size=8, train_crop='pad_crop', pad_pixels=2,
+  prep = Preprocessing(image_size=8, eval_image_size=8, train_crop='pad_crop', pad_pixels=2,
                        flip=False, mean=(0, 0, 0), std=(1, 1, 1))
   image = tf.fill([8, 8, 1], tf.constant(255, tf.uint8))
   views = [preprocess.train_image(image, tf.constant([s, 0], tf.int64), prep).numpy()

@@ -10,7 +10,7 @@ from effnet_jax.data import (DataConfig, DataError, Preprocessing, dataset_info,
                              train_iterator)
 
 NUM_EXAMPLES = 12
-PREP = Preprocessing(image_size=32, eval_size=24, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+PREP = Preprocessing(image_size=32, eval_image_size=24, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def test_cli_times_the_train_and_eval_steps(tmp_path, capsys):
 def test_recipe_config_is_the_models_recipe_at_a_fixed_size():
   config = benchmark.recipe_config(Case('efficientnetv2_s', 'train', 64, 96, 'f32'),
                                    {'depthwise_impl': 'unrolled'})
-  assert config.curriculum.num_stages == 0 and config.image_size == 96
+  assert config.curriculum.num_stages == 0 and config.input.image_size == 96
   assert config.batch_size == 64 and config.dtype == 'float32'
   assert config.optimizer.name == 'rmsprop_tf'
   assert config.optimizer.weight_decay_exclude == 'bn_and_bias'  # V2's recipe, not the base

@@ -11,11 +11,11 @@ from effnet_jax.train.metrics import read_metrics
 from test_loop import saved_state, tiny_config
 
 
-def stages_of(total_steps=107336, batch_size=4096, train_size=300, ra=10.0, mix=0.0,
+def stages_of(total_steps=107336, batch_size=4096, image_size=300, ra=10.0, mix=0.0,
               dropout=0.2, **curriculum):
   c = base_config().curriculum
   c.update(dict(num_stages=4) | curriculum)
-  return cl.build_stages(c, total_steps=total_steps, batch_size=batch_size, train_size=train_size,
+  return cl.build_stages(c, total_steps=total_steps, batch_size=batch_size, image_size=image_size,
                          randaug_magnitude=ra, mixup_alpha=mix, cutmix_alpha=mix,
                          dropout_rate=dropout)
 
@@ -29,13 +29,13 @@ def test_released_code_values_v2s():
   assert {s.mixup_alpha for s in stages} == {0.0}
 
 
-@pytest.mark.parametrize('train_size,ra,mix,sizes,mags,mixes', [
+@pytest.mark.parametrize('image_size,ra,mix,sizes,mags,mixes', [
     (384, 15.0, 0.2, [192, 256, 320, 384], [5, 8.3333, 11.6667, 15], [0, 0.0667, 0.1333, 0.2]),
     (384, 20.0, 0.5, [192, 256, 320, 384], [5, 10, 15, 20], [0, 0.1667, 0.3333, 0.5]),
     (240, 0.0, 0.0, [156, 184, 212, 240], None, [0, 0, 0, 0]),  # B3 (AutoAugment)
 ])
-def test_released_code_table(train_size, ra, mix, sizes, mags, mixes):
-  stages = stages_of(train_size=train_size, ra=ra or 10.0, mix=mix)
+def test_released_code_table(image_size, ra, mix, sizes, mags, mixes):
+  stages = stages_of(image_size=image_size, ra=ra or 10.0, mix=mix)
   assert [s.image_size for s in stages] == sizes
   if mags:
     assert [s.randaug_magnitude for s in stages] == pytest.approx(mags, abs=1e-4)
@@ -54,9 +54,9 @@ def test_paper_schedule_ramps_from_the_minimum_and_schedules_dropout():
 def test_buckets_explicit_sizes_and_errors():
   assert [s.image_size for s in stages_of(size_multiple=32)] == [160, 224, 256, 288]
   assert [s.image_size for s in stages_of(size_multiple=16)] == [176, 208, 256, 304]
-  assert [s.image_size for s in stages_of(image_sizes='128,192,256,300')] == [128, 192, 256, 300]
+  assert [s.image_size for s in stages_of(image_sizes=(128, 192, 256, 300))] == [128, 192, 256, 300]
   with pytest.raises(ValueError, match='4 stages'):
-    stages_of(image_sizes='128,192')
+    stages_of(image_sizes=(128, 192))
   with pytest.raises(ValueError, match='schedule'):
     stages_of(schedule='linear')
   with pytest.raises(ValueError, match='min_image_size'):
@@ -65,7 +65,7 @@ def test_buckets_explicit_sizes_and_errors():
 
 
 def test_per_stage_batch_sizes_keep_epochs_and_rescale_the_learning_rate():
-  stages = stages_of(total_steps=400, batch_size=256, batch_sizes='512,512,256,128')
+  stages = stages_of(total_steps=400, batch_size=256, batch_sizes=(512, 512, 256, 128))
   # each stage is a quarter of the images: 100 steps of 256
   assert [s.num_steps for s in stages] == [50, 50, 100, 200]
   assert [s.start_position for s in stages] == [0, 25600, 51200, 76800]
@@ -86,7 +86,7 @@ def test_stage_at_and_table():
 
 
 def bucket_sequence(mix):
-  stages = stages_of(total_steps=40, batch_size=16, image_sizes='16,24,32,40')
+  stages = stages_of(total_steps=40, batch_size=16, image_sizes=(16, 24, 32, 40))
   return [builders.image_size_at(stages, cl.stage_at(stages, s), s, 0, mix) for s in range(40)]
 
 
@@ -120,7 +120,7 @@ class StopAfter:
 def curriculum_config(data_dir, **changes):
   return tiny_config(**{'data.data_dir': data_dir, 'data.eval_split': 'test[:64]',
                         'num_train_steps': 12, 'curriculum.num_stages': 3,
-                        'curriculum.image_sizes': '16,20,24', 'augment.augment': 'randaugment',
+                        'curriculum.image_sizes': (16, 20, 24), 'augment.augment': 'randaugment',
                         'augment.randaug_magnitude': 9.0, 'curriculum.randaug_magnitude_min': 3.0,
                         'checkpoint_every_steps': 100} | changes)
 
@@ -180,9 +180,9 @@ def test_bucket_mix_run_trains_the_drawn_sizes_and_compiles_each_once(tmp_path, 
   own (stage 2's regularization), compiled lazily, once."""
   config = curriculum_config(embedded_data_dir, **{
       'num_train_steps': 10, 'log_every_steps': 1, 'curriculum.num_stages': 2,
-      'curriculum.image_sizes': '16,20', 'curriculum.bucket_mix': True,
+      'curriculum.image_sizes': (16, 20), 'curriculum.bucket_mix': True,
       'curriculum.aot_compile': False})
-  stages = cl.build_stages(config.curriculum, total_steps=10, batch_size=16, train_size=20,
+  stages = cl.build_stages(config.curriculum, total_steps=10, batch_size=16, image_size=20,
                            randaug_magnitude=9.0, mixup_alpha=0.0, cutmix_alpha=0.0,
                            dropout_rate=0.0)
   expected = {step + 1: builders.image_size_at(stages, cl.stage_at(stages, step), step, config.seed, True)

@@ -37,7 +37,7 @@ def test_device_randaugment_follows_the_curriculum(tmp_path, embedded_data_dir, 
   workdir = str(tmp_path)
   loop.train_and_evaluate(curriculum_config(embedded_data_dir, **{
       'num_train_steps': 4, 'log_every_steps': 1, 'curriculum.num_stages': 2,
-      'curriculum.image_sizes': '16,20', 'augment.augment_on_device': True}), workdir)
+      'curriculum.image_sizes': (16, 20), 'augment.augment_on_device': True}), workdir)
   assert 'stage 2/2 from step 2: image 20 px, batch 16, RandAugment 9' in capsys.readouterr().out
   assert [(e['stage'], e['image_size']) for e in compiles(workdir)] == [(1, 16), (2, 20)]
   assert all(np.isfinite(v) for v in losses(workdir).values())

@@ -77,7 +77,7 @@ def test_finetune_from_a_pretrained_directory(tmp_path, tiny_pretrained, monkeyp
   # the run's workdir is itself a weight directory: its class names and eval size
   from effnet_jax.predict import Predictor
   predictor = Predictor(workdir)
-  assert predictor.labels == list(CLASSES) and predictor.prep.eval_size == 16
+  assert predictor.labels == list(CLASSES) and predictor.prep.eval_image_size == 16
   result = next(predictor.predict_files([str(tmp_path / 'eval' / 'bee' / '0.png')], k=3))
   assert sorted(e['label'] for e in result['top3']) == sorted(CLASSES)
 

@@ -39,7 +39,7 @@ def tiny_config(**changes):
   c.model_overrides.phi = -12.0
   c.model_overrides.stages = TWO_STAGES
   c.model_overrides.depthwise_impl = 'xla'
-  c.image_size = c.eval_image_size = 16
+  c.input.update(image_size=16, eval_image_size=16)
   c.batch_size = 16
   c.num_train_steps = 6
   c.log_every_steps = 2
@@ -55,8 +55,8 @@ def tiny_config(**changes):
 
 # Command-line flags giving the same tiny run through `python -m effnet_jax.main`.
 TINY_FLAGS = ['--config.model_overrides.phi=-12', f'--config.model_overrides.stages={TWO_STAGES!r}',
-              '--config.model_overrides.depthwise_impl=xla', '--config.image_size=16',
-              '--config.eval_image_size=16', '--config.batch_size=16',
+              '--config.model_overrides.depthwise_impl=xla', '--config.input.image_size=16',
+              '--config.input.eval_image_size=16', '--config.batch_size=16',
               '--config.log_every_steps=10', '--config.eval_every_epochs=0',
               '--config.progress_bar=False', '--config.tensorboard=False',
               '--config.data.eval_split=test[:256]']

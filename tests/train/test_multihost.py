@@ -50,7 +50,7 @@ def main_flags(workdir, folder, steps=STEPS):
           '--config.data.on_bad_image=skip', '--config.model_overrides.phi=-12',
           f'--config.model_overrides.stages={TWO_STAGES!r}',
           '--config.model_overrides.depthwise_impl=xla', '--config.ema_decay=0',
-          '--config.image_size=16', '--config.eval_image_size=16', '--config.batch_size=16',
+          '--config.input.image_size=16', '--config.input.eval_image_size=16', '--config.batch_size=16',
           f'--config.num_train_steps={steps}', '--config.log_every_steps=1',
           '--config.checkpoint_every_steps=3', '--config.eval_every_epochs=0',
           '--config.progress_bar=False', '--config.tensorboard=False']
