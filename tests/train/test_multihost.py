@@ -189,7 +189,7 @@ def test_two_processes_evaluate_a_checkpoint(runs):
   assert code == 0, out
   final = [r for r in records(multi) if r.get('final')][0]
   result = subprocess.run(['launch/local_multiprocess.sh', '-n', '2', '-d', '2', '-m',
-                           'effnet_jax.evaluate', '--', f'--workdir={multi}', '--image-sizes', '16',
+                           'effnet_jax.evaluate', '--', f'--workdir={multi}', '--image_sizes', '16',
                            '--json'], cwd=REPO, env=environment(), capture_output=True, text=True,
                           timeout=600)
   assert result.returncode == 0, result.stdout + result.stderr
