@@ -110,13 +110,85 @@ def check_exists(program: str, flag: str, path: str) -> None:
     exit_on_user_error(program, f'{flag} {path}: no such file or directory')
 
 
+def underscored(option: str) -> str:
+  """A long option's documented spelling: ``--batch-size`` -> ``--batch_size`` (short options and
+  positional names are left alone)."""
+  return '--' + option[2:].replace('-', '_') if option.startswith('--') else option
+
+
+class _BooleanOptionalAction(argparse.BooleanOptionalAction):
+  """``--flag`` / ``--no_flag`` (argparse's own action spells the negation ``--no-flag``)."""
+
+  def __init__(self, option_strings, dest, **kwargs):
+    super().__init__(option_strings, dest, **kwargs)
+    self.option_strings = [underscored(option) for option in self.option_strings]
+
+  def __call__(self, parser, namespace, values, option_string=None):
+    if option_string in self.option_strings:
+      setattr(namespace, self.dest, not option_string.startswith('--no_'))
+
+
+def _underscore_options(container) -> None:
+  """Makes ``container.add_argument`` (a parser's or a group's) register every long option under
+  its underscore spelling."""
+  add_argument = container.add_argument
+
+  def add(*names, **kwargs):
+    if kwargs.get('action') is argparse.BooleanOptionalAction:
+      kwargs['action'] = _BooleanOptionalAction
+    return add_argument(*map(underscored, names), **kwargs)
+
+  container.add_argument = add
+
+
 class ArgumentParser(argparse.ArgumentParser):
   """argparse for ``python -m PROGRAM``, whose errors (unknown or missing arguments, bad values,
-  ``parser.error``) are one-line user errors; ``--help`` prints the usage."""
+  ``parser.error``) are one-line user errors; ``--help`` prints the usage.
+
+  One flag spelling for every command line: a long option is registered, shown in ``--help``
+  and named in errors with underscores (``--batch_size``), as absl's flags and ml_collections'
+  ``--config.key`` are, whichever way ``add_argument`` spells it. The dashed spelling
+  (``--batch-size``, ``--no-timm-compile``) is accepted too, unlisted, for the command lines
+  written before."""
 
   def __init__(self, program: str, **kwargs):
     super().__init__(prog=f'python -m {program}', **kwargs)
     self.program = program
+    _underscore_options(self)
+
+  def add_argument_group(self, *args, **kwargs):
+    group = super().add_argument_group(*args, **kwargs)
+    _underscore_options(group)
+    return group
+
+  def add_mutually_exclusive_group(self, **kwargs):
+    group = super().add_mutually_exclusive_group(**kwargs)
+    _underscore_options(group)
+    return group
+
+  def parse_known_args(self, args=None, namespace=None):
+    args = sys.argv[1:] if args is None else list(args)
+    if '--' in args:  # what follows '--' is positional
+      end = args.index('--')
+      args = [self._documented(arg) for arg in args[:end]] + args[end:]
+    else:
+      args = [self._documented(arg) for arg in args]
+    return super().parse_known_args(args, namespace)
+
+  def _documented(self, arg: str) -> str:
+    """``arg`` with a dashed long option (``--batch-size=8``) in its underscore spelling where that
+    names one of this parser's options (or, argparse's abbreviations, begins one)."""
+    if not isinstance(arg, str) or not arg.startswith('--'):
+      return arg
+    option, equals, value = arg.partition('=')
+    if option in self._option_string_actions or '-' not in option[2:]:
+      return arg
+    spelling = underscored(option)
+    known = self._option_string_actions
+    if spelling in known or (self.allow_abbrev and any(name.startswith(spelling)
+                                                       for name in known)):
+      return spelling + equals + value
+    return arg
 
   def error(self, message: str) -> NoReturn:
     exit_on_user_error(self.program, message)

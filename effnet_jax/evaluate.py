@@ -1,6 +1,6 @@
 """Evaluate a trained run at several test resolutions (the train/test resolution effect).
 
-  python -m effnet_jax.evaluate --workdir DIR [--image-sizes 224,256,288] [--step N] [--best]
+  python -m effnet_jax.evaluate --workdir DIR [--image_sizes 224,256,288] [--step N] [--best]
 
 Restores a checkpoint of ``DIR`` (the latest; ``--best``: the best by eval/top1; ``--step``) with
 the run's own config, then evaluates the raw and (if trained) EMA weights on the whole eval split
@@ -30,9 +30,9 @@ from effnet_jax.train.evaluation import evaluate_sizes, format_rows
 PROGRAM = 'effnet_jax.evaluate'
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'a training run directory', required=True)
-_SIZES = flags.DEFINE_string('image-sizes', '', 'comma-separated eval resolutions (default: the '
+_SIZES = flags.DEFINE_string('image_sizes', '', 'comma-separated eval resolutions (default: the '
                              "run's eval size)")
-flags.DEFINE_alias('image_sizes', 'image-sizes')
+flags.DEFINE_alias('image-sizes', 'image_sizes')  # the spelling of earlier releases
 _STEP = flags.DEFINE_integer('step', None, 'checkpoint step (default: the latest)')
 _BEST = flags.DEFINE_boolean('best', False, 'use the best checkpoint by eval/top1')
 _BATCH = flags.DEFINE_integer('batch_size', 0, 'eval batch size (default: the run\'s)')
@@ -45,9 +45,9 @@ def _image_sizes(text: str) -> list[int] | None:
   try:
     sizes = [int(s) for s in text.split(',') if s.strip()]
   except ValueError:
-    cli.exit_on_user_error(PROGRAM, f'--image-sizes={text}: not comma-separated integers')
+    cli.exit_on_user_error(PROGRAM, f'--image_sizes={text}: not comma-separated integers')
   if any(size < 1 for size in sizes):
-    cli.exit_on_user_error(PROGRAM, f'--image-sizes={text}: sizes must be >= 1')
+    cli.exit_on_user_error(PROGRAM, f'--image_sizes={text}: sizes must be >= 1')
   return sizes or None
 
 

@@ -1,7 +1,7 @@
 """Classify image files with a pretrained directory or a training run.
 
-  python -m effnet_jax.predict --weights DIR [--json] [--top-k 5] [--image-size N]
-      [--max-image-pixels N] IMAGE...
+  python -m effnet_jax.predict --weights DIR [--json] [--top_k 5] [--image_size N]
+      [--max_image_pixels N] IMAGE...
 
 ``DIR`` is a pretrained directory (``effnet_jax.models.pretrained``) or a training workdir. Each
 image goes through the model's own evaluation preprocessing — the function the evaluation
@@ -15,7 +15,7 @@ Prints the top-k classes per image (probability, index, label); ``--json`` print
 per line instead: ``{"file": ..., "top5": [{"index": i, "label": "...", "prob": p}, ...]}``.
 Labels: the directory's class names, else the ImageNet-1k labels for a 1000-class model (1001
 classes: index 0 is ``background``), else ``class <i>``. A file that cannot be read, or whose
-header gives more than ``--max-image-pixels`` pixels (it is not decoded), is reported on stderr
+header gives more than ``--max_image_pixels`` pixels (it is not decoded), is reported on stderr
 and skipped; the exit code is then 1.
 """
 from __future__ import annotations
@@ -178,18 +178,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--weights', required=True,
                       help='pretrained directory (model.json + variables/) or training workdir')
   parser.add_argument('--json', action='store_true', help='one JSON object per line')
-  parser.add_argument('--top-k', type=int, default=5, help='classes per image (default 5)')
-  parser.add_argument('--image-size', type=int, default=0,
+  parser.add_argument('--top_k', type=int, default=5, help='classes per image (default 5)')
+  parser.add_argument('--image_size', type=int, default=0,
                       help="eval resolution (default: the model's eval size)")
-  parser.add_argument('--batch-size', type=int, default=16)
-  parser.add_argument('--max-image-pixels', type=int, default=MAX_IMAGE_PIXELS,
+  parser.add_argument('--batch_size', type=int, default=16)
+  parser.add_argument('--max_image_pixels', type=int, default=MAX_IMAGE_PIXELS,
                       help='skip an image whose header gives more pixels (width x height), '
                       f'without decoding it (default {MAX_IMAGE_PIXELS})')
   parser.add_argument('images', nargs='+', metavar='IMAGE')
   args = parser.parse_args(argv)
   if args.top_k < 1 or args.batch_size < 1 or args.max_image_pixels < 1 or args.image_size < 0:
-    parser.error('--top-k, --batch-size and --max-image-pixels must be positive, '
-                 '--image-size >= 0')
+    parser.error('--top_k, --batch_size and --max_image_pixels must be positive, '
+                 '--image_size >= 0')
   cli.check_exists(PROGRAM, '--weights', args.weights)
   return args
 

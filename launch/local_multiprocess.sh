@@ -6,7 +6,7 @@
 #
 #   launch/local_multiprocess.sh [-n N] [-d D] [-p PORT] [-l LOGDIR] [-m MODULE] -- [ARGS...]
 #   launch/local_multiprocess.sh -n 2 -d 2 -- --workdir /tmp/mp --config.num_train_steps=200
-#   launch/local_multiprocess.sh -m effnet_jax.evaluate -- --workdir /tmp/mp --image-sizes 28,32
+#   launch/local_multiprocess.sh -m effnet_jax.evaluate -- --workdir /tmp/mp --image_sizes 28,32
 #
 #   -n  processes (default 2)            -d  fake CPU devices per process (default 2)
 #   -p  coordinator port (default: a free one)

@@ -16,7 +16,7 @@
 #   stop: SIGTERM to every worker's trainer (it checkpoints at an agreed step and exits).
 #   evaluate -- EVALUATE_ARGS: effnet_jax.evaluate on every worker (one process each, every host
 #     reads its share of the eval split; worker 0 prints the table), e.g.
-#     launch/tpu_pod.sh evaluate -- --workdir gs://BUCKET/b0 --image-sizes 224,256,288
+#     launch/tpu_pod.sh evaluate -- --workdir gs://BUCKET/b0 --image_sizes 224,256,288
 #
 # Settings (environment): ZONE (required), TPU_NAME (effnet-jax), ACCELERATOR_TYPE (v4-32),
 # RUNTIME_VERSION (tpu-ubuntu2204-base for v4, v2-alpha-tpuv5-lite for v5e), PROJECT (gcloud's

@@ -131,6 +131,6 @@ def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
 
 def test_tpu_pod_evaluate_runs_on_every_worker(tmp_path):
   call = pod_command(tmp_path, 'evaluate', '--', '--workdir', 'gs://bucket/b0',
-                     '--image-sizes', '224,256')
+                     '--image_sizes', '224,256')
   # (quoted with printf %q for the worker's shell, which reads 224\\,256 as 224,256)
-  assert '-m effnet_jax.evaluate --workdir gs://bucket/b0 --image-sizes 224\\,256' in call
+  assert '-m effnet_jax.evaluate --workdir gs://bucket/b0 --image_sizes 224\\,256' in call

@@ -144,14 +144,14 @@ def test_a_huge_image_is_refused_from_its_header(photos, tmp_path, image_format,
 
 
 def test_images_over_the_pixel_limit_are_skipped(tiny_pretrained, photos, tmp_path, capsys):
-  """One stderr line per image over --max-image-pixels, the others classified, exit code 1."""
+  """One stderr line per image over --max_image_pixels, the others classified, exit code 1."""
   weights = tiny_pretrained(1000)
   huge = str(tmp_path / 'huge.png')
   Image.new('1', (20000, 20000)).save(huge)
   large_tiff = str(tmp_path / 'large.tif')  # decoded by Pillow
   Image.new('RGB', (1000, 600)).save(large_tiff)
   files = [photos[0], huge, photos[4], large_tiff, photos[1]]  # the photos: up to 273,280 pixels
-  assert predict.main(['--weights', weights, '--json', '--max-image-pixels', '500000',
+  assert predict.main(['--weights', weights, '--json', '--max_image_pixels', '500000',
                        *files]) == 1
   out, err = capsys.readouterr()
   assert [json.loads(line)['file'] for line in out.splitlines()] == [photos[0], photos[4],

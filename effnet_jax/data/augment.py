@@ -9,25 +9,16 @@ Posterize's bit count is clamped to 0..8 (levels above 20 would ask for more tha
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 
 import tensorflow as tf
 
-MAX_LEVEL = 10.0
-FILL = 128
+# The levels, constants and geometry shared with device_augment.py (which must not import TF).
+from effnet_jax.data.augment_levels import (AUTOAUGMENT_CONSTANTS, FILL, MAX_LEVEL,  # noqa: F401
+                                            RANDAUGMENT_CONSTANTS, SHEAR_TRANSLATE, Constants,
+                                            rotation_coefficients)
 
-
-@dataclasses.dataclass(frozen=True)
-class Constants:
-  """Pixel sizes at level 10 (of ~224 px images; not rescaled with the image size)."""
-  translate: float
-  cutout: float  # half-side of the cutout square
-
-
-RANDAUGMENT_CONSTANTS = Constants(translate=100.0, cutout=40.0)
-AUTOAUGMENT_CONSTANTS = Constants(translate=250.0, cutout=100.0)
 
 
 # ---- pixel operations (uint8 in, uint8 out) ----
@@ -143,22 +134,6 @@ def _transform(image: tf.Tensor, coefficients: list) -> tf.Tensor:
       fill_value=float(FILL), interpolation='NEAREST', fill_mode='CONSTANT')[0]
   out.set_shape(image.shape)
   return out
-
-
-def rotation_coefficients(cos, sin, height, width) -> list:
-  """``_transform`` coefficients of a rotation about the image centre (any array library)."""
-  center_y, center_x = (height - 1.0) / 2.0, (width - 1.0) / 2.0
-  return [cos, -sin, center_x - cos * center_x + sin * center_y,
-          sin, cos, center_y - sin * center_x - cos * center_y]
-
-
-# ``_transform`` coefficients of the other geometric ops (shared with device_augment.py)
-SHEAR_TRANSLATE = {
-    'shear_x': lambda v: [1.0, v, 0.0, 0.0, 1.0, 0.0],
-    'shear_y': lambda v: [1.0, 0.0, 0.0, v, 1.0, 0.0],
-    'translate_x': lambda v: [1.0, 0.0, v, 0.0, 1.0, 0.0],
-    'translate_y': lambda v: [1.0, 0.0, 0.0, 0.0, 1.0, v],
-}
 
 
 def rotate(image: tf.Tensor, degrees) -> tf.Tensor:

@@ -1,10 +1,10 @@
 """Train-step and inference throughput: images/s, compile time, memory, XLA FLOPs and bytes.
 
-  python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch-size 256 \\
-      --image-size 224 --dtype bf16 --vs-timm            # one case, beside timm
-  python -m effnet_jax.tools.benchmark --suite --vs-timm --json results.json   # the issue's suite
-  python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch-size 128 \\
-      --image-size 32 --dtype f32 --vs-timm              # the CPU case (docs/performance.md)
+  python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch_size 256 \\
+      --image_size 224 --dtype bf16 --vs_timm            # one case, beside timm
+  python -m effnet_jax.tools.benchmark --suite --vs_timm --json results.json   # the issue's suite
+  python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch_size 128 \\
+      --image_size 32 --dtype f32 --vs_timm              # the CPU case (docs/performance.md)
 
 ``train`` times the real train step of ``effnet_jax/train/step.py`` built as the trainer builds
 it (the model's recipe from ``configs/<model>.py``: optimizer, BN update, EMA, stochastic depth,
@@ -21,10 +21,10 @@ process started, so a suite shows a running maximum; run one case per process fo
 own peak), else XLA's ``memory_analysis()`` of the program (arguments + temporaries + outputs,
 marked ``~``); FLOPs
 and bytes accessed per device and step from the compiled program's ``cost_analysis()``, hence
-the achieved FLOP/s and the fraction of the device's memory bandwidth (``--peak-bandwidth``
+the achieved FLOP/s and the fraction of the device's memory bandwidth (``--peak_bandwidth``
 overrides the built-in table of accelerator peaks).
 
-``--vs-timm`` measures timm's model of the same architecture in the same run: channels_last,
+``--vs_timm`` measures timm's model of the same architecture in the same run: channels_last,
 torch.compile for training (falls back to eager where compiling fails, and says so), eager for
 inference, bf16 autocast on a GPU (float32 on the CPU), the recipe's optimizer (timm's
 ``rmsproptf`` or Nesterov SGD), label smoothing, drop-path and EMA as ours.
@@ -446,7 +446,7 @@ def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps:
                 seconds * 1e3, compile_s, peak, 'torch' if peak else '', note=note)
 
 
-_WORKER_FLAG = '--timm-worker'
+_WORKER_FLAG = '--timm_worker'
 
 
 def measure_timm_in_subprocess(case: Case, compile_train: bool = True, **timing) -> Result:
@@ -552,28 +552,28 @@ def main(argv=None) -> int:
   parser = cli.ArgumentParser('effnet_jax.tools.benchmark', description=__doc__.split('\n')[0])
   parser.add_argument('--model', default='efficientnet_b0')
   parser.add_argument('--mode', choices=MODES, nargs='+', default=['train'])
-  parser.add_argument('--batch-size', type=int, default=256)
-  parser.add_argument('--image-size', type=int, default=224)
+  parser.add_argument('--batch_size', type=int, default=256)
+  parser.add_argument('--image_size', type=int, default=224)
   parser.add_argument('--dtype', choices=sorted(DTYPES), default='bf16')
   parser.add_argument('--suite', action='store_true',
                       help='B0@224 bs256, V2-S@300 bs128, ReXNet-1.0@224 bs256, B4@380 bs64; '
-                           'train and infer (ignores --model/--mode/--batch-size/--image-size)')
-  parser.add_argument('--vs-timm', action='store_true', help='measure timm in the same run')
-  parser.add_argument('--timm-compile', action=argparse.BooleanOptionalAction, default=True,
+                           'train and infer (ignores --model/--mode/--batch_size/--image_size)')
+  parser.add_argument('--vs_timm', action='store_true', help='measure timm in the same run')
+  parser.add_argument('--timm_compile', action=argparse.BooleanOptionalAction, default=True,
                       help='torch.compile timm\'s train step (default; eager where it fails)')
   parser.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
                       help='model override, e.g. depthwise_impl=xla (repeatable)')
-  parser.add_argument('--compare-depthwise', action='store_true',
+  parser.add_argument('--compare_depthwise', action='store_true',
                       help='also measure every depthwise_impl (xla, unrolled)')
-  parser.add_argument('--device-randaugment', action='store_true',
+  parser.add_argument('--device_randaugment', action='store_true',
                       help='train rows also with RandAugment (N=2) and normalization inside the '
                       'train step on uint8 batches (augment.augment_on_device): its cost there')
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--steps', type=int, default=10, help='steps per timed repeat')
   parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--peak-bandwidth', type=float, default=None,
+  parser.add_argument('--peak_bandwidth', type=float, default=None,
                       help='device memory bandwidth in GB/s (default: a table of accelerators)')
-  parser.add_argument('--compilation-cache', metavar='DIR',
+  parser.add_argument('--compilation_cache', metavar='DIR',
                       help="JAX's persistent compilation cache (a second run loads its programs)")
   parser.add_argument('--json', help='write the results to this JSON file')
   parser.add_argument('--profile', metavar='DIR',
@@ -582,17 +582,17 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   for name in ('batch_size', 'image_size', 'steps', 'repeats'):
     if getattr(args, name) < 1:
-      parser.error(f'--{name.replace("_", "-")} must be >= 1')
+      parser.error(f'--{name} must be >= 1')
   try:
     overrides = _parse_overrides(args.override)
     get_model_config(args.model, **overrides)
   except ValueError as error:
     parser.error(str(error))
   if args.vs_timm and _changes_architecture(args.model, overrides):
-    parser.error('--vs-timm compares the registered architecture: drop the --override that '
+    parser.error('--vs_timm compares the registered architecture: drop the --override that '
                  'changes it (keep e.g. depthwise_impl)')
   if args.batch_size % jax.device_count() and not args.suite:
-    parser.error(f'--batch-size {args.batch_size} is not a multiple of the '
+    parser.error(f'--batch_size {args.batch_size} is not a multiple of the '
                  f'{jax.device_count()} devices')
   cases = suite(args.dtype) if args.suite else [
       Case(args.model, mode, args.batch_size, args.image_size, args.dtype) for mode in args.mode]

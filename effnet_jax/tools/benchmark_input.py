@@ -1,9 +1,9 @@
 """Input-pipeline throughput: augmented training images per second per CPU core.
 
-  python -m effnet_jax.tools.benchmark_input --generate /tmp/jpegs --num-images 512
-  python -m effnet_jax.tools.benchmark_input --folder /tmp/jpegs --vs-timm
-  python -m effnet_jax.tools.benchmark_input --folder /tmp/jpegs_320 --vs-timm  # pre-resized
-                                    # (python -m effnet_jax.tools.prepare_data --max-side 320)
+  python -m effnet_jax.tools.benchmark_input --generate /tmp/jpegs --num_images 512
+  python -m effnet_jax.tools.benchmark_input --folder /tmp/jpegs --vs_timm
+  python -m effnet_jax.tools.benchmark_input --folder /tmp/jpegs_320 --vs_timm  # pre-resized
+                                    # (python -m effnet_jax.tools.prepare_data --max_side 320)
 
 ``--generate`` writes ImageNet-like JPEGs (70 % 500x375, 30 % 375x500, quality 96, about
 ImageNet's mean file size) cut from the photographs bundled with scikit-image, in one sub-folder
@@ -13,9 +13,9 @@ per class, so ``--folder`` reads them as a ``source='folder'`` data set.
 JPEG decode of the sampled crop only, Inception random resized crop, flip, RandAugment N=2 M=9,
 normalisation, batching) and reports images/s of wall time and images per CPU-second of the
 process (user + system time of all its threads): the per-core rate that decides how many host
-cores a step needs. ``--vs-timm`` runs timm's training transform (``create_transform`` with
+cores a step needs. ``--vs_timm`` runs timm's training transform (``create_transform`` with
 ``rand-m9-mstd0.5-inc1``, bicubic) over the same files in a single-threaded worker process,
-with the same two figures. Timing starts after ``--warmup-batches`` batches.
+with the same two figures. Timing starts after ``--warmup_batches`` batches.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from effnet_jax import cli
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'hubble_deep_field', 'immunohistochemistry',
           'retina', 'rocket')
 TIMM_RANDAUGMENT = 'rand-m9-mstd0.5-inc1'
-_WORKER_FLAG = '--timm-worker'
+_WORKER_FLAG = '--timm_worker'
 
 
 @dataclasses.dataclass
@@ -89,7 +89,7 @@ def generate(folder: str, num_images: int, num_classes: int = 4, quality: int = 
   import skimage.data
   from PIL import Image
   if num_images < 1 or num_classes < 1:
-    raise ValueError('--num-images and --num-classes must be >= 1')
+    raise ValueError('--num_images and --num_classes must be >= 1')
   photos = [getattr(skimage.data, name)() for name in PHOTOS]
   rng = np.random.default_rng(seed)
   paths = []
@@ -218,18 +218,18 @@ def main(argv=None) -> int:
   action = parser.add_mutually_exclusive_group(required=True)
   action.add_argument('--generate', metavar='DIR', help='write ImageNet-like JPEGs here')
   action.add_argument('--folder', metavar='DIR', help='benchmark the pipelines on this folder')
-  parser.add_argument('--num-images', type=int, default=512, help='--generate: how many')
-  parser.add_argument('--num-classes', type=int, default=4, help='--generate: sub-folders')
+  parser.add_argument('--num_images', type=int, default=512, help='--generate: how many')
+  parser.add_argument('--num_classes', type=int, default=4, help='--generate: sub-folders')
   parser.add_argument('--quality', type=int, default=96, help='--generate: JPEG quality')
-  parser.add_argument('--image-size', type=int, default=224)
-  parser.add_argument('--batch-size', type=int, default=64)
-  parser.add_argument('--num-batches', type=int, default=8, help='timed batches')
-  parser.add_argument('--warmup-batches', type=int, default=2)
+  parser.add_argument('--image_size', type=int, default=224)
+  parser.add_argument('--batch_size', type=int, default=64)
+  parser.add_argument('--num_batches', type=int, default=8, help='timed batches')
+  parser.add_argument('--warmup_batches', type=int, default=2)
   parser.add_argument('--augment', choices=('randaugment', 'none', 'device'),
                       default='randaugment',
                       help='device: RandAugment runs in the train step (augment_on_device); '
                       'the host pipeline sends uint8 crops and timm keeps its RandAugment')
-  parser.add_argument('--vs-timm', action='store_true',
+  parser.add_argument('--vs_timm', action='store_true',
                       help="also time timm's transform on the same files (one core)")
   parser.add_argument('--json', help='write the results to this JSON file')
   args = parser.parse_args(argv)
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
     print(f'wrote {len(paths)} JPEGs to {args.generate} (mean {size:.0f} KiB)')
     return 0
   if min(args.batch_size, args.num_batches, args.image_size) < 1 or args.warmup_batches < 0:
-    parser.error('--batch-size, --num-batches and --image-size must be >= 1')
+    parser.error('--batch_size, --num_batches and --image_size must be >= 1')
   cli.check_exists(parser.program, '--folder', args.folder)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   from effnet_jax.data import DataError

@@ -475,7 +475,7 @@ def main(argv=None) -> int:
   parser.add_argument('--arch', required=True, help="the architecture's name in the source zoo")
   parser.add_argument('--input', required=True, help='weights file or TF checkpoint')
   parser.add_argument('--output', required=True, help='pretrained directory to write')
-  parser.add_argument('--class-names', help='optional text file, one class name per line')
+  parser.add_argument('--class_names', help='optional text file, one class name per line')
   args = parser.parse_args(argv)
   class_names = None
   if args.class_names:
@@ -483,7 +483,7 @@ def main(argv=None) -> int:
       with open(args.class_names) as f:
         class_names = [line.strip() for line in f if line.strip()]
     except OSError as e:
-      parser.error(f'--class-names {args.class_names}: {e.strerror or e}')
+      parser.error(f'--class_names {args.class_names}: {e.strerror or e}')
 
   from effnet_jax.models.pretrained import save_pretrained
 

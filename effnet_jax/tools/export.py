@@ -1,6 +1,6 @@
 """Export weights to a TensorFlow SavedModel (jax2tf) and, optionally, TensorFlow Lite.
 
-  python -m effnet_jax.tools.export --weights DIR --output OUT [--image-size N] [--tflite]
+  python -m effnet_jax.tools.export --weights DIR --output OUT [--image_size N] [--tflite]
       [--platforms cpu,cuda,tpu]
 
 ``DIR`` is a pretrained directory or a training workdir. The model runs in inference mode:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--weights', required=True,
                       help='pretrained directory (model.json + variables/) or training workdir')
   parser.add_argument('--output', required=True, help='SavedModel directory to write')
-  parser.add_argument('--image-size', type=int, default=0,
+  parser.add_argument('--image_size', type=int, default=0,
                       help="input resolution (default: the model's eval size)")
   parser.add_argument('--tflite', action='store_true', help='also write OUTPUT/model.tflite')
   parser.add_argument('--platforms', default=','.join(DEFAULT_PLATFORMS),

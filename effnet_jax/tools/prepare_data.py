@@ -1,17 +1,17 @@
 """Writes an image-folder data set pre-resized to a maximum side, for a faster input pipeline.
 
   python -m effnet_jax.tools.prepare_data --input /data/imagenet/train \\
-      --output /data/imagenet_train_320 --max-side 320
+      --output /data/imagenet_train_320 --max_side 320
   python -m effnet_jax.main ... --config.data.train_folder=/data/imagenet_train_320
 
 The output has the input's layout (``<class>/**/<file>``), so the same pipeline reads it
-(``source='folder'``). Every image whose longer side exceeds ``--max-side`` is resized (Pillow,
+(``source='folder'``). Every image whose longer side exceeds ``--max_side`` is resized (Pillow,
 antialiased bicubic; with JPEG draft mode, which decodes at 1/2, 1/4 or 1/8 scale first where
 that stays above the target) and written as JPEG at ``--quality``; smaller images are copied
-byte for byte; unreadable files, and images whose header gives more than ``--max-image-pixels``
+byte for byte; unreadable files, and images whose header gives more than ``--max_image_pixels``
 pixels (they are not decoded), are reported and left out. The decode cost of the training
 pipeline scales with the stored pixels, so a data set stored at the largest side the training
-crops need (e.g. one per curriculum stage: ``--max-side`` 1.5x the stage's image size) spends
+crops need (e.g. one per curriculum stage: ``--max_side`` 1.5x the stage's image size) spends
 that much less time in JPEG decoding: docs/performance.md has the measurement.
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ def prepare(input_root: str, output_root: str, max_side: int, quality: int = 95,
   if not os.path.isdir(input_root):
     raise ValueError(f'--input {input_root!r} is not a directory')
   if max_side < 1 or max_image_pixels < 1 or not 1 <= quality <= 100:
-    raise ValueError('--max-side and --max-image-pixels must be >= 1 and --quality in 1..100')
+    raise ValueError('--max_side and --max_image_pixels must be >= 1 and --quality in 1..100')
   sources = list_files(input_root)
   if not sources:
     raise ValueError(f'{input_root!r} holds no image files ({", ".join(IMAGE_EXTENSIONS)})')
@@ -103,10 +103,10 @@ def main(argv=None) -> int:
   parser = cli.ArgumentParser('effnet_jax.tools.prepare_data', description=__doc__.split('\n')[0])
   parser.add_argument('--input', required=True, help='image folder (one sub-folder per class)')
   parser.add_argument('--output', required=True, help='where the resized copy goes')
-  parser.add_argument('--max-side', type=int, required=True, help='longest side in pixels')
+  parser.add_argument('--max_side', type=int, required=True, help='longest side in pixels')
   parser.add_argument('--quality', type=int, default=95, help='JPEG quality of resized files')
   parser.add_argument('--workers', type=int, default=None, help='processes (default: cores)')
-  parser.add_argument('--max-image-pixels', type=int, default=MAX_IMAGE_PIXELS,
+  parser.add_argument('--max_image_pixels', type=int, default=MAX_IMAGE_PIXELS,
                       help='skip an image whose header gives more pixels (width x height), '
                       f'without decoding it (default {MAX_IMAGE_PIXELS})')
   args = parser.parse_args(argv)

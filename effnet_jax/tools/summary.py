@@ -1,6 +1,6 @@
 """Model summary: parameters, MACs and per-stage output shapes.
 
-  python -m effnet_jax.tools.summary --model efficientnet_b0 [--image-size 224]
+  python -m effnet_jax.tools.summary --model efficientnet_b0 [--image_size 224]
   python -m effnet_jax.tools.summary --all > docs/models.md
 
 Everything is computed from abstract shapes (``jax.eval_shape``): no weights are allocated,
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
   group.add_argument('--model', help='registered model name (see --list)')
   group.add_argument('--all', action='store_true', help='markdown table of every model')
   group.add_argument('--list', action='store_true', help='print the registered names')
-  parser.add_argument('--image-size', type=int, default=None,
+  parser.add_argument('--image_size', type=int, default=None,
                       help='input resolution (default: the model eval size)')
   args = parser.parse_args(argv)
   jax.config.update('jax_platforms', 'cpu')  # shapes only: never grab an accelerator

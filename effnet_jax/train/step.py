@@ -87,11 +87,6 @@ def global_batch(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, ja
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
 
 
-def replicate(mesh: Mesh, tree):
-  """Places a host pytree, identical on every process, replicated over the mesh."""
-  return jax.device_put(tree, NamedSharding(mesh, P()))
-
-
 def smooth_labels(targets: jax.Array, label_smoothing: float) -> jax.Array:
   """TF's ``softmax_cross_entropy(label_smoothing=e)``: (1 - e) * y + e / K."""
   return targets * (1.0 - label_smoothing) + label_smoothing / targets.shape[-1]

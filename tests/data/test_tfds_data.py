@@ -2,6 +2,7 @@
 import io
 import tarfile
 
+import chex
 import numpy as np
 import pytest
 
@@ -29,8 +30,8 @@ def test_train_and_eval_batches(mocked_tfds, name, eval_split, num_classes, cach
                     cache=cache)
   assert dataset_info(data).num_classes == num_classes
   train = next(train_iterator(data, PREP, global_batch_size=8, seed=0))
-  assert train['images'].shape == (8, 32, 32, 3) and train['images'].dtype == np.float32
-  assert train['labels'].dtype == np.int32 and train['labels'].shape == (8,)
+  chex.assert_shape([train['images'], train['labels']], [(8, 32, 32, 3), (8,)])
+  chex.assert_type([train['images'], train['labels']], [np.float32, np.int32])
   assert np.all((train['labels'] >= 0) & (train['labels'] < num_classes))
   assert train['images'].min() >= -1.0 and train['images'].max() <= 1.0  # (x/255 - .5)/.5
   batches = list(eval_iterator(data, PREP, global_batch_size=8))

@@ -1,4 +1,5 @@
 """Module behaviour: init/apply API, features, padding, stochastic depth, residuals, dtypes."""
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -26,11 +27,11 @@ def test_init_apply_api(b0_small):
   model, variables, images = b0_small
   assert set(variables) == {'params', 'batch_stats'}
   logits = jax.jit(model.apply)(variables, images)
-  assert logits.shape == (4, 10)
+  chex.assert_shape(logits, (4, 10))
   train_logits, updates = jax.jit(lambda v, x, k: model.apply(
       v, x, train=True, mutable=['batch_stats'], rngs={'dropout': k}))(
           variables, images, jax.random.key(2))
-  assert train_logits.shape == (4, 10)
+  chex.assert_shape(train_logits, (4, 10))
   changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)),
                                    variables['batch_stats'], updates['batch_stats'])
   assert all(jax.tree_util.tree_leaves(changed))  # every BN running statistic moved
@@ -158,15 +159,16 @@ def test_compute_and_param_dtypes():
   images = jnp.ones((2, 32, 32, 3))
   model = create_model('efficientnetv2_b0', width_mult=0.25, depth_mult=0.25, dtype='bfloat16')
   variables = jax.eval_shape(model.init, jax.random.key(0), images)
-  assert {x.dtype for x in jax.tree_util.tree_leaves(variables)} == {jnp.dtype('float32')}
+  chex.assert_type(jax.tree_util.tree_leaves(variables), jnp.float32)
   feats = jax.eval_shape(lambda v: model.apply(v, images, method='forward_features'), variables)
-  assert feats['head'].dtype == jnp.bfloat16
+  chex.assert_type(feats['head'], jnp.bfloat16)
   logits = jax.jit(model.apply)(jax.jit(model.init)(jax.random.key(0), images), images)
-  assert logits.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(logits)))
+  chex.assert_type(logits, jnp.float32)
+  chex.assert_tree_all_finite(logits)
   model16 = create_model('efficientnetv2_b0', width_mult=0.25, depth_mult=0.25,
                          dtype='bf16', param_dtype='bf16')
   params = jax.eval_shape(model16.init, jax.random.key(0), images)['params']
-  assert {x.dtype for x in jax.tree_util.tree_leaves(params)} == {jnp.dtype('bfloat16')}
+  chex.assert_type(jax.tree_util.tree_leaves(params), jnp.bfloat16)
 
 
 def test_metadata():
@@ -219,5 +221,4 @@ def test_unrolled_depthwise_equals_grouped_conv(padding, size, kernel_size, stri
                                rtol=1e-5, atol=1e-5)
     grads = jax.grad(loss(impl), argnums=(0, 1))(variables, x)
     ref = jax.grad(loss('xla'), argnums=(0, 1))(variables, x)
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-                           grads, ref)
+    chex.assert_trees_all_close(grads, ref, rtol=1e-4, atol=1e-5)

@@ -2,6 +2,7 @@
 mode too for one model of each family)."""
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,18 +77,19 @@ def test_forward_finite(name):
   variables = fill_like(abstract_variables(model, 32, batch_size=2))
   images = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
   eval_logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, images)
-  assert eval_logits.shape == (2, 7) and eval_logits.dtype == jnp.float32
-  assert bool(jnp.all(jnp.isfinite(eval_logits)))
+  chex.assert_shape(eval_logits, (2, 7))
+  chex.assert_type(eval_logits, jnp.float32)
+  chex.assert_tree_all_finite(eval_logits)
   if name not in TRAIN_MODE:
     return
   train_logits, updates = jax.jit(lambda v, x: model.apply(
       v, x, train=True, mutable=['batch_stats'], rngs={'dropout': jax.random.key(1)}))(
           variables, images)
-  assert train_logits.shape == (2, 7) and bool(jnp.all(jnp.isfinite(train_logits)))
-  stats = jax.tree_util.tree_leaves(updates['batch_stats'])
-  assert stats and all(bool(jnp.all(jnp.isfinite(s))) for s in stats)
-  assert jax.tree_util.tree_structure(updates['batch_stats']) == jax.tree_util.tree_structure(
-      variables['batch_stats'])
+  chex.assert_shape(train_logits, (2, 7))
+  chex.assert_tree_all_finite(train_logits)
+  assert jax.tree_util.tree_leaves(updates['batch_stats'])
+  chex.assert_tree_all_finite(updates['batch_stats'])
+  chex.assert_trees_all_equal_shapes_and_dtypes(updates['batch_stats'], variables['batch_stats'])
 
 
 def test_train_mode_covers_every_family():

@@ -10,8 +10,8 @@ from effnet_jax.tools.benchmark import Case, Result
 
 # depthwise_impl=xla: the unrolled depthwise convolution compiles twice as long
 TINY = ['--model', 'efficientnet_b0', '--override', 'phi=-12', '--override',
-        'depthwise_impl=xla', '--batch-size', '8',
-        '--image-size', '16', '--dtype', 'f32', '--warmup', '0', '--steps', '1', '--repeats', '1']
+        'depthwise_impl=xla', '--batch_size', '8',
+        '--image_size', '16', '--dtype', 'f32', '--warmup', '0', '--steps', '1', '--repeats', '1']
 
 
 def test_cli_times_the_train_and_eval_steps(tmp_path, capsys):
@@ -90,13 +90,13 @@ def test_table_ratio_and_rates():
 
 def test_vs_timm_refuses_an_architecture_timm_does_not_have(capsys):
   with pytest.raises(SystemExit) as exit_info:
-    benchmark.main(TINY + ['--vs-timm'])
+    benchmark.main(TINY + ['--vs_timm'])
   assert exit_info.value.code == 2
   assert 'changes it' in capsys.readouterr().err
 
 
 def test_timm_train_step():
-  # In-process (--vs-timm runs it in a worker; test_benchmark_input covers that plumbing):
+  # In-process (--vs_timm runs it in a worker; test_benchmark_input covers that plumbing):
   # this test session keeps Triton unimportable, so PyTorch and TensorFlow coexist.
   pytest.importorskip('timm')
   result = benchmark.measure_timm(Case('efficientnet_b0', 'train', 2, 32, 'f32'),

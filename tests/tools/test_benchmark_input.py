@@ -11,8 +11,8 @@ from effnet_jax.tools.benchmark_input import Rate
 @pytest.fixture(scope='module')
 def jpeg_folder(tmp_path_factory):
   folder = tmp_path_factory.mktemp('jpegs')
-  assert benchmark_input.main(['--generate', str(folder), '--num-images', '8',
-                               '--num-classes', '2']) == 0
+  assert benchmark_input.main(['--generate', str(folder), '--num_images', '8',
+                               '--num_classes', '2']) == 0
   return folder
 
 
@@ -53,14 +53,14 @@ def test_prepare_resizes_copies_and_reports(prepared_folder):
 
 def test_cli_times_the_pipeline_on_the_prepared_folder(prepared_folder, tmp_path, capsys):
   path = tmp_path / 'input.json'
-  assert benchmark_input.main(['--folder', str(prepared_folder[1]), '--image-size', '32',
-                               '--batch-size', '4', '--num-batches', '2',
-                               '--warmup-batches', '1', '--json', str(path)]) == 0
+  assert benchmark_input.main(['--folder', str(prepared_folder[1]), '--image_size', '32',
+                               '--batch_size', '4', '--num_batches', '2',
+                               '--warmup_batches', '1', '--json', str(path)]) == 0
   assert '| effnet_jax tf.data (randaugment) | 8 |' in capsys.readouterr().out
   (rate,) = json.loads(path.read_text())
   assert rate['images'] == 8 and rate['images_per_sec'] > 0 and rate['cpu_s'] > 0
-  assert benchmark_input.main(['--folder', str(prepared_folder[1]), '--image-size', '32',
-                               '--batch-size', '4', '--num-batches', '1', '--warmup-batches', '0',
+  assert benchmark_input.main(['--folder', str(prepared_folder[1]), '--image_size', '32',
+                               '--batch_size', '4', '--num_batches', '1', '--warmup_batches', '0',
                                '--augment', 'device']) == 0
   assert '| effnet_jax tf.data (device) | 4 |' in capsys.readouterr().out
 
@@ -70,7 +70,7 @@ def test_table_ratio_is_per_core():
   assert '| effnet_jax | 100 | 100.0 | 400.0 | 4.00x |' in benchmark_input.format_table(rates)
 
 
-def test_timm_transform_in_a_worker_process(jpeg_folder):  # the --vs-timm path
+def test_timm_transform_in_a_worker_process(jpeg_folder):  # the --vs_timm path
   pytest.importorskip('timm')
   rate = benchmark_input.measure_timm_in_subprocess(str(jpeg_folder), image_size=32,
                                                     num_images=4, warmup_images=0)
@@ -90,7 +90,7 @@ def test_prepare_refuses_to_overwrite_its_input(tmp_path):
 
 
 def test_prepare_skips_images_over_the_pixel_limit(tmp_path, capsys):
-  """One stderr line per image whose header gives more than --max-image-pixels; the others
+  """One stderr line per image whose header gives more than --max_image_pixels; the others
   are prepared."""
   source = tmp_path / 'source'
   (source / 'class_0').mkdir(parents=True)
@@ -98,8 +98,8 @@ def test_prepare_skips_images_over_the_pixel_limit(tmp_path, capsys):
   Image.new('RGB', (40, 40)).save(source / 'class_0' / 'large.png')
   Image.new('1', (20000, 20000)).save(source / 'class_0' / 'huge.png')  # 48 kB, 1.2 GB decoded
   output = tmp_path / 'output'
-  assert prepare_data.main(['--input', str(source), '--output', str(output), '--max-side', '100',
-                            '--max-image-pixels', '1000', '--workers', '1']) == 0
+  assert prepare_data.main(['--input', str(source), '--output', str(output), '--max_side', '100',
+                            '--max_image_pixels', '1000', '--workers', '1']) == 0
   assert [p.name for p in (output / 'class_0').iterdir()] == ['small.png']
   skipped = sorted(line for line in capsys.readouterr().err.splitlines()
                    if line.startswith('skipped'))

@@ -53,7 +53,7 @@ def test_saved_model_and_tflite_match_jax(tiny_pretrained, tmp_path, model, size
 def test_command_line_at_another_size(tiny_pretrained, tmp_path, capsys):
   weights = tiny_pretrained(3, ['ant', 'bee', 'cat'])
   output = str(tmp_path / 'export')
-  assert export.main(['--weights', weights, '--output', output, '--image-size', '64',
+  assert export.main(['--weights', weights, '--output', output, '--image_size', '64',
                       '--platforms', 'cpu']) == 0
   assert 'images float32 [batch, 64, 64, 3]' in capsys.readouterr().out
   assert not os.path.exists(os.path.join(output, export.TFLITE))

@@ -7,7 +7,7 @@ DOCS = pathlib.Path(__file__).resolve().parents[2] / 'docs' / 'models.md'
 
 
 def test_single_model_summary(capsys):
-  assert summary.main(['--model', 'efficientnetv2_s', '--image-size', '64']) == 0
+  assert summary.main(['--model', 'efficientnetv2_s', '--image_size', '64']) == 0
   out = capsys.readouterr().out
   assert '21,458,488' in out and 'at 64 px' in out
   for stage in ('stem', 'stage6', 'head', 'classifier'):

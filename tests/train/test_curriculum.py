@@ -1,5 +1,6 @@
 """Progressive learning: stage values against the official tables, and a 3-stage run end to end
 (compiles counted from metrics.jsonl, stage switches, resume in stage 2)."""
+import chex
 import numpy as np
 import pytest
 
@@ -132,7 +133,6 @@ def compiles(workdir):
 
 def test_three_stage_run_compiles_three_times_and_resumes_in_stage_two(
     tmp_path, embedded_data_dir, monkeypatch, capsys):
-  import jax
   # the uninterrupted run, lazily compiled
   full = str(tmp_path / 'full')
   loop.train_and_evaluate(curriculum_config(embedded_data_dir, **{
@@ -160,8 +160,7 @@ def test_three_stage_run_compiles_three_times_and_resumes_in_stage_two(
   assert [e['stage'] for e in compiles(resumed)] == [1, 2, 3, 2, 3]
 
   a, b = saved_state(full, 12), saved_state(resumed, 12)
-  for x, y in zip(jax.tree_util.tree_leaves(a['params']), jax.tree_util.tree_leaves(b['params'])):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  chex.assert_trees_all_equal(a['params'], b['params'])
 
   # evaluation at several test resolutions from the finished run's checkpoint
   from effnet_jax.train.evaluation import evaluate_sizes, format_rows

@@ -1,5 +1,6 @@
 """augment_on_device through the trainer: uint8 batches normalized in the train step train as
 the host-normalized ones do; RandAugment in the step follows the curriculum's magnitudes."""
+import chex
 import numpy as np
 import pytest
 
@@ -15,7 +16,6 @@ def losses(workdir):
 
 
 def test_uint8_batches_train_like_host_normalized_ones(tmp_path, embedded_data_dir):
-  import jax
   runs = {}
   for on_device in (False, True):
     workdir = str(tmp_path / str(on_device))
@@ -29,8 +29,7 @@ def test_uint8_batches_train_like_host_normalized_ones(tmp_path, embedded_data_d
   for step in host:
     assert device[step] == pytest.approx(host[step], rel=1e-5)
   a, b = saved_state(runs[False], 3), saved_state(runs[True], 3)
-  for x, y in zip(jax.tree_util.tree_leaves(a['params']), jax.tree_util.tree_leaves(b['params'])):
-    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
+  chex.assert_trees_all_close(a['params'], b['params'], rtol=1e-4, atol=1e-6)
 
 
 def test_device_randaugment_follows_the_curriculum(tmp_path, embedded_data_dir, capsys):

@@ -2,6 +2,7 @@
 import json
 import os
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -93,8 +94,8 @@ def test_merge_reinitialises_only_a_differently_shaped_head():
                                    'bias': np.zeros(3, np.float32)}
   merged, reinitialised = finetune.merge_variables(pretrained, fresh, 'weights')
   assert reinitialised == ['params/classifier/bias', 'params/classifier/kernel']
-  assert merged['params']['classifier']['kernel'].shape == (8, 3)
-  assert merged['params']['conv']['kernel'].dtype == np.float32  # fresh's dtype
+  chex.assert_shape(merged['params']['classifier']['kernel'], (8, 3))
+  chex.assert_type(merged['params']['conv']['kernel'], np.float32)  # fresh's dtype
   fresh['params']['conv']['kernel'] = np.zeros((3, 3, 3, 16))
   fresh['batch_stats']['bn2'] = {'mean': np.zeros(8)}
   with pytest.raises(ValueError, match=r'weights does not match(.|\n)*missing from the '

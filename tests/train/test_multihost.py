@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -118,8 +119,7 @@ def test_two_processes_train_what_one_process_trains(runs):
   a, b = final_state(single), final_state(multi)
   assert int(a['step']) == int(b['step']) == STEPS
   for name in ('params', 'batch_stats'):  # the same up to the order of float sums (gloo's)
-    for x, y in zip(jax.tree_util.tree_leaves(a[name]), jax.tree_util.tree_leaves(b[name])):
-      np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-5)
+    chex.assert_trees_all_close(b[name], a[name], rtol=1e-4, atol=2e-5)
 
 
 def test_a_corrupt_image_is_skipped_and_counted(runs):
@@ -189,7 +189,7 @@ def test_two_processes_evaluate_a_checkpoint(runs):
   assert code == 0, out
   final = [r for r in records(multi) if r.get('final')][0]
   result = subprocess.run(['launch/local_multiprocess.sh', '-n', '2', '-d', '2', '-m',
-                           'effnet_jax.evaluate', '--', f'--workdir={multi}', '--image-sizes', '16',
+                           'effnet_jax.evaluate', '--', f'--workdir={multi}', '--image_sizes', '16',
                            '--json'], cwd=REPO, env=environment(), capture_output=True, text=True,
                           timeout=600)
   assert result.returncode == 0, result.stdout + result.stderr

@@ -4,6 +4,7 @@ Every configuration is trained once (``trained`` is cached) and shared by the te
 it: each distinct mesh is one XLA compilation, the slow part of these tests on a CPU."""
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,8 +71,8 @@ def test_one_and_four_devices_agree_with_global_batch_norm():
   losses4, states4, _ = trained(4, 4)  # bn_group_size 4 == 0 == all 4 devices
   np.testing.assert_allclose(losses1, losses4, rtol=1e-4)
   for tree in ('params', 'batch_stats', 'ema_params'):
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4),
-                           getattr(states1[-1], tree), getattr(states4[-1], tree))
+    chex.assert_trees_all_close(getattr(states1[-1], tree), getattr(states4[-1], tree),
+                                atol=2e-5, rtol=1e-4)
   assert losses1[-1] < losses1[0]  # it learns
 
 
@@ -100,8 +101,7 @@ def test_per_device_bn_statistics_match_manual_computation():
     targets = optax.smooth_labels(jax.nn.one_hot(DATA[0]['labels'][shard], NUM_CLASSES), 0.1)
     losses.append(float(jnp.mean(optax.softmax_cross_entropy(logits, targets))))
   manual = jax.tree_util.tree_map(lambda *xs: np.mean(xs, axis=0), *per_device)
-  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-                         states4[1].batch_stats, manual)
+  chex.assert_trees_all_close(states4[1].batch_stats, manual, rtol=1e-4, atol=1e-6)
   assert losses4[0] == pytest.approx(np.mean(losses), rel=1e-5)
   # ... and differ from statistics over the global batch.
   _, states_global, _ = trained(4, 4)
