@@ -23,5 +23,6 @@ def get_config(arg=None):
   return experiment(
       'compound_search', 'compound_search', train_config(scale, 'efficientnet_b0'),
       model='efficientnet_b0', base_phi=-12.0 if small else 0.0,
-      base_image_size=24 if small else 224, alphas='1,1.2,1.4', betas='1,1.1,1.2',
-      gammas='1,1.15,1.3', target=2.0, tolerance=0.15, scale_phis='2' if small else '2,3')
+      base_image_size=24 if small else 224, alphas=(1.0, 1.2, 1.4), betas=(1.0, 1.1, 1.2),
+      gammas=(1.0, 1.15, 1.3), target=2.0, tolerance=0.15,
+      scale_phis=(2.0,) if small else (2.0, 3.0))

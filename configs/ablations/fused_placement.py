@@ -23,4 +23,4 @@ def get_config(arg=None):
   train = train_config(scale, 'efficientnet_b0' if small else 'efficientnet_b4')
   if small:
     train.model_overrides.phi = -12.0
-  return experiment('fused_placement', 'fused_placement', train, fused_stages='0,3,5,7')
+  return experiment('fused_placement', 'fused_placement', train, fused_stages=(0, 3, 5, 7))

@@ -4,7 +4,8 @@
   python -m effnet_jax.tools.ablate --config configs/ablations/gradcam.py \
       --workdir workdirs/ablations/gradcam
   python -m effnet_jax.tools.ablate --config configs/ablations/gradcam.py \
-      --workdir /tmp/cam --config.weights=/weights/b0,/weights/b3 --config.images=cat.jpg,dog.jpg
+      --workdir /tmp/cam --config.weights="('/weights/b0', '/weights/b3')" \
+      --config.images="('cat.jpg', 'dog.jpg')"
 
 By default the models of the scaling experiment (run configs/ablations/scaling.py first): the
 base, and width-, depth-, resolution- and compound-scaled at φ = 2, on the first 8 test images of
@@ -27,7 +28,7 @@ SCALING_RUNS = ('base', 'width_phi2', 'depth_phi2', 'resolution_phi2', 'compound
 
 def get_config(arg=None):
   small = scale_of(arg) == 'small'
-  weights = ','.join(f'workdirs/ablations/scaling/runs/{r}' for r in SCALING_RUNS) if small else ''
+  weights = tuple(f'workdirs/ablations/scaling/runs/{r}' for r in SCALING_RUNS) if small else ()
   data = small_train_config().data if small else ml_collections.ConfigDict()
-  return experiment('gradcam', 'gradcam', train=None, weights=weights, images='',
+  return experiment('gradcam', 'gradcam', train=None, weights=weights, images=(),
                     num_images=8, data=data, layer='stage3' if small else 'head')

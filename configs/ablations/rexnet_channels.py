@@ -22,5 +22,5 @@ def get_config(arg=None):
   train = train_config(scale, 'rexnet_100', image_size=32)
   return experiment(
       'rexnet_channels', 'rexnet_channels', train, width_mult=0.5 if small else 1.0,
-      depth_mult=0.5 if small else 1.0, schedules='linear,piecewise,stagewise', knot=0.5,
+      depth_mult=0.5 if small else 1.0, schedules=('linear', 'piecewise', 'stagewise'), knot=0.5,
       slopes=(0.5, 1.5), match_iterations=10, spectrum_images=256 if small else 1024, rtol=1e-3)

@@ -20,6 +20,7 @@ def get_config(arg=None):
   big = scale_of(arg) == 'imagenet'
   return experiment(
       'rexnet_rank', 'rexnet_rank', train=None,
-      nonlinearities='linear,relu,relu6,leaky_relu,elu,softplus,silu,sigmoid',
-      expansions='0.25,0.5,1,2,4,6,8,12,16,24', d_in=64 if big else 16, samples_per_output=2,
+      nonlinearities=('linear', 'relu', 'relu6', 'leaky_relu', 'elu', 'softplus', 'silu',
+                      'sigmoid'),
+      expansions=(0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0), d_in=64 if big else 16, samples_per_output=2,
       trials=10 if big else 3, rtol=1e-2, seed=0)

@@ -23,5 +23,5 @@ def get_config(arg=None):
   return experiment(
       'scaling', 'scaling', train_config(scale, 'efficientnet_b0'),
       model='efficientnet_b0', base_phi=-12.0 if small else 0.0,
-      base_image_size=24 if small else 224, phis='1,2' if small else '1,2,3',
-      dimensions='width,depth,resolution', alpha=1.2, beta=1.1, gamma=1.15)
+      base_image_size=24 if small else 224, phis=(1.0, 2.0) if small else (1.0, 2.0, 3.0),
+      dimensions=('width', 'depth', 'resolution'), alpha=1.2, beta=1.1, gamma=1.15)

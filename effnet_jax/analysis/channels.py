@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 
 from effnet_jax.analysis import plots, trainer
-from effnet_jax.analysis.scaling import match_flops, parse_floats
-from effnet_jax.analysis.table import add_rewards, write_csv
+from effnet_jax.analysis.scaling import match_flops
+from effnet_jax.analysis.table import add_rewards, as_tuple, write_csv
 from effnet_jax.models import arch, build_model, get_model_config
 from effnet_jax.models.utils import profile
 
@@ -88,8 +88,8 @@ def rank_study(nonlinearities, expansions, d_in: int, samples_per_output: int, t
 
 
 def run_rank_study(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
-  names = [n.strip() for n in config.nonlinearities.split(',') if n.strip()]
-  rows = rank_study(names, parse_floats(config.expansions), config.d_in,
+  names = as_tuple(config.nonlinearities, 'nonlinearities', str)
+  rows = rank_study(names, as_tuple(config.expansions, 'expansions', float), config.d_in,
                     config.samples_per_output, config.trials, config.rtol, config.seed)
   fig, (rank_ax, effective_ax) = plots.subplots(2, width=5, height=3.8)
   for name in names:
@@ -170,12 +170,12 @@ def schedule_stages(model: ChannelModel, kind: str, b: float, target: int, knot:
 
 
 def channel_rows(config: ml_collections.ConfigDict, num_classes: int) -> list[trainer.Row]:
-  image_size = config.train.image_size or get_model_config(config.train.model).train_size
+  image_size = config.train.input.image_size or get_model_config(config.train.model).train_size
   model = ChannelModel(config.width_mult, config.depth_mult, image_size, num_classes)
   target = model.macs()
   _, b = rexnet_linear(model.width_mult, sum(model.layers))
   rows = []
-  for kind in [k.strip() for k in config.schedules.split(',') if k.strip()]:
+  for kind in as_tuple(config.schedules, 'schedules', str):
     stages = (model.config().block_strings() if kind == 'linear' else
               schedule_stages(model, kind, b, target, config.knot, tuple(config.slopes),
                               config.match_iterations))

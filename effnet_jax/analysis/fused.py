@@ -8,7 +8,7 @@ import os
 import ml_collections
 
 from effnet_jax.analysis import plots, trainer
-from effnet_jax.analysis.table import add_rewards
+from effnet_jax.analysis.table import add_rewards, as_tuple
 from effnet_jax.models import decode_block_string, get_model_config
 
 
@@ -33,7 +33,7 @@ def placement_name(count: int, num_stages: int) -> str:
 
 def placement_rows(config: ml_collections.ConfigDict) -> list[trainer.Row]:
   stages = get_model_config(config.train.model).stages
-  counts = [int(k) for k in str(config.fused_stages).split(',') if k.strip()]
+  counts = as_tuple(config.fused_stages, 'fused_stages', int)
   return [trainer.Row(placement_name(k, len(stages)),
                       overrides={'stages': fused_placement(stages, k)},
                       info={'fused_stages': k}) for k in counts]

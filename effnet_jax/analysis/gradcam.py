@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from effnet_jax.analysis import plots
+from effnet_jax.analysis.table import as_tuple
 
 
 def _module_path(layer: str) -> tuple[str, ...]:
@@ -128,9 +129,9 @@ def maps_for(weights: str, paths: list[str], layer: str = 'head'
 
 
 def run_gradcam(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
-  weights = [w.strip() for w in config.weights.split(',') if w.strip()]
+  weights = as_tuple(config.weights, 'weights', str)
   if not weights:
-    raise ValueError('gradcam: set --config.weights=DIR[,DIR...] (pretrained directories or '
+    raise ValueError("gradcam: set --config.weights=\"('DIR', ...)\" (pretrained directories or "
                      'training workdirs)')
   absent = [w for w in weights if not os.path.isdir(w)]
   if absent:
@@ -138,8 +139,8 @@ def run_gradcam(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
         f'gradcam: no such weights directory: {", ".join(absent)}. The small-scale default is '
         'the scaling experiment\'s models: run `python -m effnet_jax.tools.ablate --config '
         'configs/ablations/scaling.py --workdir workdirs/ablations/scaling` first (from the '
-        'same directory), or set --config.weights=DIR[,DIR...]')
-  paths = [p.strip() for p in config.images.split(',') if p.strip()] or export_eval_images(
+        'same directory), or set --config.weights="(\'DIR\', ...)"')
+  paths = list(as_tuple(config.images, 'images', str)) or export_eval_images(
       config.data, config.num_images, os.path.join(workdir, 'images'))
   missing = [p for p in paths if not os.path.exists(p)]
   if missing:

@@ -20,7 +20,7 @@ from typing import Callable
 import ml_collections
 
 from effnet_jax.analysis import plots, trainer
-from effnet_jax.analysis.table import add_rewards
+from effnet_jax.analysis.table import add_rewards, as_tuple
 from effnet_jax.models import build_model, compound_scale, get_model_config
 from effnet_jax.models.utils import profile
 
@@ -106,16 +106,12 @@ def single_dimension(model: str, base: Scale, dimension: str, target: float,
   return dataclasses.replace(base, **{field: mult})
 
 
-def parse_floats(text: str) -> list[float]:
-  return [float(x) for x in str(text).split(',') if x.strip()]
-
-
 def scaling_rows(config: ml_collections.ConfigDict, num_classes: int) -> list[trainer.Row]:
   """The base model, then per φ: the compound model and each dimension at its MACs."""
   base = base_scale(config.model, config.base_phi, config.base_image_size)
-  dimensions = [d.strip() for d in config.dimensions.split(',') if d.strip()]
+  dimensions = as_tuple(config.dimensions, 'dimensions', str)
   rows = [base.row('base', dimension='base', phi=0.0, macs_target=0)]
-  for phi in parse_floats(config.phis):
+  for phi in as_tuple(config.phis, 'phis', float):
     target = compound(config.model, base, phi, config.alpha, config.beta, config.gamma)
     goal = macs(config.model, target, num_classes)
     rows.append(target.row(f'compound_phi{phi:g}', dimension='compound', phi=phi,
@@ -168,8 +164,10 @@ def constrained_grid(alphas, betas, gammas, target: float = 2.0,
 
 def search_rows(config: ml_collections.ConfigDict) -> tuple[Scale, list[trainer.Row]]:
   base = base_scale(config.model, config.base_phi, config.base_image_size)
-  triples = constrained_grid(parse_floats(config.alphas), parse_floats(config.betas),
-                             parse_floats(config.gammas), config.target, config.tolerance)
+  triples = constrained_grid(as_tuple(config.alphas, 'alphas', float),
+                             as_tuple(config.betas, 'betas', float),
+                             as_tuple(config.gammas, 'gammas', float), config.target,
+                             config.tolerance)
   rows = [base.row('base', alpha=1.0, beta=1.0, gamma=1.0, phi=0.0, stage='base')]
   for a, b, g in triples:
     scale = compound(config.model, base, 1.0, a, b, g)
@@ -187,7 +185,7 @@ def run_compound_search(config: ml_collections.ConfigDict, workdir: str) -> list
         f'{best["gamma"]:g}): top-1 {best["accuracy"]:.4f}', flush=True)
   scaled = [compound(config.model, base, phi, best['alpha'], best['beta'], best['gamma']).row(
       f'best_phi{phi:g}', alpha=best['alpha'], beta=best['beta'], gamma=best['gamma'], phi=phi,
-      stage='scaled') for phi in parse_floats(config.scale_phis)]
+      stage='scaled') for phi in as_tuple(config.scale_phis, 'scale_phis', float)]
   results += [trainer.train_row(config.train, row, workdir, num_classes, len(results) + i,
                                 len(results) + len(scaled)) for i, row in enumerate(scaled)]
   add_rewards(results)

@@ -61,3 +61,12 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
   lines = [list(columns)] + [[str(_cell(r.get(c, ''))) for c in columns] for r in rows]
   widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
   return '\n'.join('  '.join(v.rjust(w) for v, w in zip(line, widths)) for line in lines)
+
+
+def as_tuple(values, name: str, cast) -> tuple:
+  """An experiment setting that lists values (a tuple in the config, e.g. ``phis=(1.0, 2.0)``),
+  each cast to ``cast``; a comma-separated string is refused with the tuple spelling."""
+  if isinstance(values, str):
+    raise ValueError(f'{name}={values!r}: give a tuple, e.g. '
+                     f'--config.{name}="{tuple(v.strip() for v in values.split(",") if v.strip())}"')
+  return tuple(cast(v) for v in (values or ()))

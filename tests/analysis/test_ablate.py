@@ -43,7 +43,7 @@ def test_config_loads_at_both_scales_and_documents_itself(path):
 
 def test_fused_placement_end_to_end(tmp_path, embedded_data_dir):
   config = load(os.path.join(REPO, 'configs', 'ablations', 'fused_placement.py')).get_config()
-  config.fused_stages = '0'
+  config.fused_stages = (0,)
   config.train.update_from_flattened_dict({
       'data.data_dir': embedded_data_dir, 'data.eval_split': 'test[:16]', 'input.image_size': 16,
       'input.eval_image_size': 16, 'batch_size': 8, 'num_train_steps': 2, 'log_every_steps': 1,

@@ -47,16 +47,16 @@ def test_maps_are_in_the_unit_interval_at_the_feature_resolution(tiny_pretrained
 
 def test_grid_of_models_on_files(tmp_path, tiny_pretrained, image_files):
   weights = tiny_pretrained(4, CLASSES)
-  config = ml_collections.ConfigDict(dict(name='cam', weights=weights, layer='head',
-                                          images=','.join(image_files), num_images=0))
+  config = ml_collections.ConfigDict(dict(name='cam', weights=(weights,), layer='head',
+                                          images=tuple(image_files), num_images=0))
   rows = gradcam.run_gradcam(config, str(tmp_path))
   assert len(rows) == 2 and {r['label'] for r in rows} <= set(CLASSES)
   assert os.path.getsize(tmp_path / 'cam.png') > 1000
-  config.images = image_files[0] + ',missing.png'
+  config.images = (image_files[0], 'missing.png')
   with pytest.raises(FileNotFoundError, match='missing.png'):
     gradcam.run_gradcam(config, str(tmp_path))
-  config.images = image_files[0]
-  config.weights = weights + ',' + str(tmp_path / 'no_such_run')
+  config.images = (image_files[0],)
+  config.weights = (weights, str(tmp_path / 'no_such_run'))
   with pytest.raises(FileNotFoundError, match=r'no such weights directory: .*no_such_run\. '
                                               r'(.|\n)*configs/ablations/scaling.py'):
     gradcam.run_gradcam(config, str(tmp_path))

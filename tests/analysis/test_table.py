@@ -33,3 +33,10 @@ def test_csv_has_every_column_of_every_row(tmp_path):
     rows = list(csv.DictReader(f))
   assert list(rows[0]) == ['name', 'accuracy', 'widths']
   assert rows[1] == {'name': 'b', 'accuracy': '', 'widths': '8 16'}
+
+
+def test_list_settings_are_tuples_and_a_comma_string_names_the_tuple_spelling():
+  from effnet_jax.analysis.table import as_tuple
+  assert as_tuple((1, 2), 'phis', float) == (1.0, 2.0) and as_tuple(None, 'images', str) == ()
+  with pytest.raises(ValueError, match=r"phis='1,2': give a tuple, e.g. --config.phis=\"\('1', '2'\)\""):
+    as_tuple('1,2', 'phis', float)
