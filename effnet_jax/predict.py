@@ -197,7 +197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
   args = parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
+  from effnet_jax.checkpoints import CheckpointError  # (none restores)
   try:
     predictor = Predictor(args.weights, args.image_size, args.batch_size,
                           args.max_image_pixels)

@@ -80,7 +80,7 @@ def save_pretrained(directory: str, model: str, variables: dict[str, Any],
 def _check_variables(variables: dict[str, Any], config: ModelConfig, what: str) -> None:
   """CheckpointMismatch naming every array of ``variables`` that ``config``'s model lacks,
   misses or shapes otherwise."""
-  from effnet_jax.train.checkpoint import check_compatible
+  from effnet_jax.checkpoints import check_compatible
   expected = jax.eval_shape(
       lambda: build_model(config).init(jax.random.key(0),
                                        np.zeros((1, 32, 32, 3), np.float32), train=False))
@@ -138,7 +138,7 @@ def _load(path: str, overrides: dict[str, Any], restore: bool):
     return config, None, meta
   import orbax.checkpoint as ocp
 
-  from effnet_jax.train.checkpoint import CheckpointError, one_line
+  from effnet_jax.checkpoints import CheckpointError, one_line
   try:
     with ocp.StandardCheckpointer() as checkpointer:
       variables = checkpointer.restore(os.path.join(path, _VARIABLES))
@@ -156,8 +156,8 @@ def _load_workdir(path: str, overrides: dict[str, Any], restore: bool):
   import ml_collections
   import orbax.checkpoint as ocp
 
+  from effnet_jax import checkpoints as ckpt_lib
   from effnet_jax.config import set_overrides
-  from effnet_jax.train import checkpoint as ckpt_lib
 
   manager = ckpt_lib.open_reader(path)
 

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   cli.check_exists(PROGRAM, '--weights', args.weights)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
+  from effnet_jax.checkpoints import CheckpointError  # (none restores)
   try:
     metadata = export(args.weights, args.output, args.image_size, args.tflite,
                       [p for p in args.platforms.split(',') if p])

@@ -13,9 +13,9 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   import jax
   import ml_collections
 
+  from effnet_jax import checkpoints as ckpt_lib
   from effnet_jax import data as data_lib
   from effnet_jax.distributed import all_processes, barrier
-  from effnet_jax.train import checkpoint as ckpt_lib
   from effnet_jax.train import loop
   from effnet_jax.train.metrics import eval_scores
   from effnet_jax.train.step import make_mesh

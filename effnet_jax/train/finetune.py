@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from effnet_jax.checkpoints import check_compatible
 from effnet_jax.models.registry import ModelConfig
-from effnet_jax.train.checkpoint import check_compatible
 
 HEAD = 'classifier'
 

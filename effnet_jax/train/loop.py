@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from effnet_jax import checkpoints as ckpt_lib
 from effnet_jax import data as data_lib
 from effnet_jax.config import set_overrides
 from effnet_jax.distributed import all_processes, barrier
 from effnet_jax.models import ModelConfig, build_model, get_model_config
-from effnet_jax.train import checkpoint as ckpt_lib
 from effnet_jax.train import curriculum as curriculum_lib
 from effnet_jax.train import finetune as finetune_lib
 from effnet_jax.train import optim

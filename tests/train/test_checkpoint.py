@@ -1,9 +1,9 @@
-"""Which checkpoint-writing failures are storage failures (effnet_jax/train/checkpoint.py)."""
+"""Which checkpoint-writing failures are storage failures (effnet_jax/checkpoints.py)."""
 import errno
 
 import pytest
 
-from effnet_jax.train.checkpoint import storage_error
+from effnet_jax.checkpoints import storage_error
 
 # What tensorstore raised when a real 5 MB tmpfs filled up during an Orbax save (abridged).
 TENSORSTORE_FULL = ('RESOURCE_EXHAUSTED: Error writing "params.head_conv.conv.kernel/0.0" in OCDBT '

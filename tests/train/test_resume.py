@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from effnet_jax import checkpoints as ckpt_lib
 from effnet_jax.data import DataError
 from effnet_jax.models.pretrained import load_pretrained, load_pretrained_with_meta
-from effnet_jax.train import checkpoint as ckpt_lib
 from effnet_jax.train import loop
 from effnet_jax.train.evaluation import evaluate_sizes
 from effnet_jax.train.metrics import MetricsError, eval_scores
