@@ -80,8 +80,8 @@ def convert_tflite(saved_model_dir: str) -> bytes:
 def export(weights: str, output: str, image_size: int = 0, tflite: bool = False,
            platforms=DEFAULT_PLATFORMS) -> dict[str, Any]:
   """Writes ``output`` (see the module doc); returns its metadata (``effnet_jax.json``)."""
-  from effnet_jax.models.pretrained import load_pretrained_with_meta
   from effnet_jax.predict import class_labels, eval_preprocessing
+  from effnet_jax.pretrained import load_pretrained_with_meta
 
   model, variables, meta, config = load_pretrained_with_meta(weights, **INFERENCE_OVERRIDES)
   if not config.num_classes:

@@ -38,7 +38,7 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   # from there on that restores (a step that does not is reported and skipped).
   step, run = ckpt_lib.restore_intact(manager, lambda s: ckpt_lib.read_run(manager, s),
                                       candidates, agree=all_processes)
-  config = ml_collections.ConfigDict(run['config'])
+  config = ml_collections.ConfigDict(run.config)
   data_config = data_lib.DataConfig(**config.data.to_dict())
   mesh = make_mesh(1)  # per-device statistics: eval uses running statistics only
   built = loop.build_run(config, data_lib.dataset_info(data_config), mesh)

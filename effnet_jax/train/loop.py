@@ -166,7 +166,7 @@ def finishing_saves(manager):
     raise
 
 
-def restore_latest(manager, abstract_state: TrainState, run_info: dict[str, Any],
+def restore_latest(manager, abstract_state: TrainState, run_info: ckpt_lib.RunRecord,
                    allow_changes: Sequence[str], workdir: str) -> tuple[int, TrainState, list]:
   """``(step, state, allowed changes)`` of the newest checkpoint that restores (a step that
   does not is reported and moved aside), after checking that it is this config's run."""
@@ -389,10 +389,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   manager = ckpt_lib.create_manager(workdir, keep=config.keep_checkpoints,
                                     best_scores=best_scores, async_save=config.async_checkpoints)
   with finishing_saves(manager):
-    run_info = {'model': config.model, 'model_overrides': set_overrides(config),
-                'num_classes': info.num_classes, 'class_names': list(info.class_names),
-                'image_size': prep.image_size, 'eval_image_size': prep.eval_size,
-                'config': json.loads(config.to_json())}
+    run_info = ckpt_lib.RunRecord(
+        model=config.model, model_overrides=set_overrides(config),
+        num_classes=info.num_classes, class_names=list(info.class_names),
+        image_size=prep.image_size, eval_image_size=prep.eval_size,
+        config=json.loads(config.to_json()))
     if ckpt_lib.finished_steps(str(manager.directory)):
       latest, state, changes = restore_latest(manager, abstract_state, run_info, allow_changes,
                                               workdir)
