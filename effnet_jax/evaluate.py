@@ -57,7 +57,7 @@ def main(argv) -> int:
   cli.check_exists(PROGRAM, '--workdir', _WORKDIR.value)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.WARNING)
-  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
+  from effnet_jax.checkpoints import CheckpointError  # (none restores)
   try:
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
                            _PROCESS_ID.value, after_loss='Nothing was written: rerun the same '

@@ -47,8 +47,8 @@ def main(argv) -> int:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
+  from effnet_jax.checkpoints import CheckpointError
   from effnet_jax.data import DataError
-  from effnet_jax.train.checkpoint import CheckpointError
   from effnet_jax.train.loop import train_and_evaluate
   from effnet_jax.train.metrics import MetricsError
   try:

@@ -3,7 +3,7 @@
   python -m effnet_jax.predict --weights DIR [--json] [--top_k 5] [--image_size N]
       [--max_image_pixels N] IMAGE...
 
-``DIR`` is a pretrained directory (``effnet_jax.models.pretrained``) or a training workdir. Each
+``DIR`` is a pretrained directory (``effnet_jax.pretrained``) or a training workdir. Each
 image goes through the model's own evaluation preprocessing — the function the evaluation
 pipeline uses (``effnet_jax.data.preprocess.eval_image``): centre crop of ``crop_fraction`` of the
 shorter side (or the whole image for ``crop_mode='squash'``), resize to the eval size with the
@@ -122,7 +122,7 @@ class Predictor:
                max_image_pixels: int = MAX_IMAGE_PIXELS):
     import jax
 
-    from effnet_jax.models.pretrained import load_pretrained_with_meta
+    from effnet_jax.pretrained import load_pretrained_with_meta
     self.model, self.variables, meta, self.config = load_pretrained_with_meta(weights)
     if not self.config.num_classes:
       raise ValueError(f'{weights}: a feature extractor (num_classes=0) has no classes to predict')
@@ -197,7 +197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
   args = parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
+  from effnet_jax.checkpoints import CheckpointError  # (none restores)
   try:
     predictor = Predictor(args.weights, args.image_size, args.batch_size,
                           args.max_image_pixels)

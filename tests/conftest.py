@@ -153,7 +153,7 @@ def tiny_pretrained(tmp_path, tiny_backbone):
   overrides must keep the shapes (crop_fraction, interpolation, ...)."""
   import numpy as np
 
-  from effnet_jax.models.pretrained import save_pretrained
+  from effnet_jax.pretrained import save_pretrained
 
   def make(num_classes=1000, class_names=None, name='weights', model='efficientnet_b0',
            shape=None, **overrides):

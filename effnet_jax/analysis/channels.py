@@ -219,7 +219,7 @@ def spectrum_rows(name: str, features: list[jax.Array], rtol: float) -> list[dic
 
 
 def run_channel_search(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
-  from effnet_jax.models.pretrained import load_pretrained
+  from effnet_jax.pretrained import load_pretrained
   num_classes = trainer.num_classes_of(config.train)
   rows = trainer.train_rows(config.train, channel_rows(config, num_classes), workdir,
                             num_classes)

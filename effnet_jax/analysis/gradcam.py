@@ -111,8 +111,8 @@ def read_rgb(path: str) -> np.ndarray:
 def maps_for(weights: str, paths: list[str], layer: str = 'head'
              ) -> tuple[list[dict], np.ndarray]:
   """One model's maps on ``paths`` at its own eval preprocessing: ``(rows, maps)``."""
-  from effnet_jax.models.pretrained import load_pretrained_with_meta
   from effnet_jax.predict import class_labels, eval_preprocessing, load_image
+  from effnet_jax.pretrained import load_pretrained_with_meta
   model, variables, meta, mcfg = load_pretrained_with_meta(weights)
   if not mcfg.num_classes:
     raise ValueError(f'{weights}: a feature extractor (num_classes=0) has no class to explain')

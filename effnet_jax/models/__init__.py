@@ -4,7 +4,6 @@ from effnet_jax.models import rexnet as _rexnet  # noqa: F401  (registers models
 from effnet_jax.models.arch import (BlockSpec, compound_coefficients, decode_arch,
                                     decode_block_string, round_filters, round_repeats)
 from effnet_jax.models.network import EfficientNet
-from effnet_jax.models.pretrained import load_pretrained, save_pretrained
 from effnet_jax.models.registry import (ModelConfig, build_model, compound_scale, create_model,
                                         get_model_config, list_models)
 from effnet_jax.models.utils import count_macs, count_params, extract_features
@@ -13,5 +12,5 @@ __all__ = [
     'BlockSpec', 'EfficientNet', 'ModelConfig', 'build_model', 'compound_coefficients',
     'compound_scale', 'count_macs', 'count_params', 'create_model', 'decode_arch',
     'decode_block_string', 'extract_features', 'get_model_config', 'list_models',
-    'load_pretrained', 'round_filters', 'round_repeats', 'save_pretrained',
+    'round_filters', 'round_repeats',
 ]

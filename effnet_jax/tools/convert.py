@@ -14,7 +14,7 @@ and the overrides that reproduce the source exactly (TF SAME vs symmetric paddin
 epsilon, number of classes read from the weights). Every tensor of the model is looked up under
 the source's own name and brought into Flax layout; a missing, unexpected or differently shaped
 tensor is an error that lists them all. The result loads with
-``effnet_jax.models.load_pretrained(DIR)``. File formats: :mod:`effnet_jax.tools.weight_files`;
+``effnet_jax.pretrained.load_pretrained(DIR)``. File formats: :mod:`effnet_jax.tools.weight_files`;
 the tables and the measured parity: docs/weights.md.
 """
 from __future__ import annotations
@@ -485,7 +485,7 @@ def main(argv=None) -> int:
     except OSError as e:
       parser.error(f'--class_names {args.class_names}: {e.strerror or e}')
 
-  from effnet_jax.models.pretrained import save_pretrained
+  from effnet_jax.pretrained import save_pretrained
 
   try:
     state_dict, notes = read_source(args.source, args.input)

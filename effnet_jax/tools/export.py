@@ -80,8 +80,8 @@ def convert_tflite(saved_model_dir: str) -> bytes:
 def export(weights: str, output: str, image_size: int = 0, tflite: bool = False,
            platforms=DEFAULT_PLATFORMS) -> dict[str, Any]:
   """Writes ``output`` (see the module doc); returns its metadata (``effnet_jax.json``)."""
-  from effnet_jax.models.pretrained import load_pretrained_with_meta
   from effnet_jax.predict import class_labels, eval_preprocessing
+  from effnet_jax.pretrained import load_pretrained_with_meta
 
   model, variables, meta, config = load_pretrained_with_meta(weights, **INFERENCE_OVERRIDES)
   if not config.num_classes:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   cli.check_exists(PROGRAM, '--weights', args.weights)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  from effnet_jax.train.checkpoint import CheckpointError  # (none restores)
+  from effnet_jax.checkpoints import CheckpointError  # (none restores)
   try:
     metadata = export(args.weights, args.output, args.image_size, args.tflite,
                       [p for p in args.platforms.split(',') if p])

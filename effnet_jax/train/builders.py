@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from effnet_jax import data as data_lib
+from effnet_jax.checkpoints import RunRecord
 from effnet_jax.config import AUGMENT_FIELDS, set_overrides
 from effnet_jax.models import ModelConfig, build_model, get_model_config
 from effnet_jax.train import curriculum as curriculum_lib
@@ -160,13 +161,13 @@ def build_run(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo, mes
 
 
 def run_record(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo,
-               prep: data_lib.Preprocessing) -> dict[str, Any]:
+               prep: data_lib.Preprocessing) -> RunRecord:
   """The run description saved beside every checkpoint: what a resumed run must match and
   what a reader needs to rebuild the model and its input."""
-  return {'model': config.model, 'model_overrides': set_overrides(config),
-          'num_classes': info.num_classes, 'class_names': list(info.class_names),
-          'image_size': prep.image_size, 'eval_image_size': prep.eval_image_size,
-          'config': json.loads(config.to_json())}
+  return RunRecord(model=config.model, model_overrides=set_overrides(config),
+                   num_classes=info.num_classes, class_names=list(info.class_names),
+                   image_size=prep.image_size, eval_image_size=prep.eval_image_size,
+                   config=json.loads(config.to_json()))
 
 
 def train_step_config(config: ml_collections.ConfigDict, num_classes: int,

@@ -1,6 +1,6 @@
 """Fine-tuning: a fresh run starts from the weights of a pretrained directory or another run.
 
-``config.init_from`` names either (``effnet_jax.models.pretrained``). The run's own config says
+``config.init_from`` names either (``effnet_jax.pretrained``). The run's own config says
 what is trained; the weights must be of the same architecture (blocks, widths, activation,
 padding, BN epsilon). The classifier is re-initialised where its shape differs (another number
 of classes); any other missing, unexpected or reshaped array is an error naming them all.
@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from effnet_jax.checkpoints import check_compatible
 from effnet_jax.models.registry import ModelConfig
-from effnet_jax.train.checkpoint import check_compatible
 
 HEAD = 'classifier'
 
@@ -80,7 +80,7 @@ def load_initial_variables(path: str, run: ModelConfig, fresh: dict[str, Any]
                            ) -> tuple[dict[str, Any], list[str], ModelConfig]:
   """``(variables, re-initialised names, the weights' ModelConfig)`` for a run of ``run``
   whose freshly initialised variables are ``fresh`` (host arrays)."""
-  from effnet_jax.models.pretrained import load_pretrained, pretrained_config
+  from effnet_jax.pretrained import load_pretrained, pretrained_config
   try:
     weights = pretrained_config(path)
   except FileNotFoundError as error:

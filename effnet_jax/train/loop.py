@@ -17,11 +17,11 @@ import jax
 import ml_collections
 import numpy as np
 
+from effnet_jax import checkpoints as ckpt_lib
 from effnet_jax import data as data_lib
 from effnet_jax.distributed import all_processes, barrier
 from effnet_jax.models import ModelConfig
 from effnet_jax.train import builders
-from effnet_jax.train import checkpoint as ckpt_lib
 from effnet_jax.train import curriculum as curriculum_lib
 from effnet_jax.train import finetune as finetune_lib
 from effnet_jax.train.evaluation import evaluate
@@ -190,7 +190,7 @@ class Session:
   writer: MetricWriter
   manager: Any
   best_scores: dict[int, float]
-  record: dict[str, Any]
+  record: ckpt_lib.RunRecord
   programs: Programs
 
 
@@ -391,7 +391,7 @@ def finishing_saves(manager):
     raise
 
 
-def restore_latest(manager, abstract_state: TrainState, run_info: dict[str, Any],
+def restore_latest(manager, abstract_state: TrainState, run_info: ckpt_lib.RunRecord,
                    allow_changes: Sequence[str], workdir: str) -> tuple[int, TrainState, list]:
   """``(step, state, allowed changes)`` of the newest checkpoint that restores (a step that
   does not is reported and moved aside), after checking that it is this config's run."""

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from effnet_jax.analysis import gradcam
-from effnet_jax.models.pretrained import load_pretrained
+from effnet_jax.pretrained import load_pretrained
 
 CLASSES = ['a', 'b', 'c', 'd']
 

@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from effnet_jax.models.pretrained import load_pretrained, save_pretrained
-from effnet_jax.train.checkpoint import CheckpointMismatch
+from effnet_jax.checkpoints import CheckpointMismatch
+from effnet_jax.pretrained import load_pretrained, save_pretrained
 
 
 def leaves(variables):

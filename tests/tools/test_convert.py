@@ -31,8 +31,9 @@ except ImportError as e:
   raise ImportError(f'{e}: the conversion tests need requirements-interop.txt '
                     '(launch/setup.sh --interop)') from e
 
-from effnet_jax.models import build_model, get_model_config, load_pretrained
-from effnet_jax.models.pretrained import pretrained_config, read_meta
+from effnet_jax.checkpoints import read_pretrained_meta as read_meta
+from effnet_jax.models import build_model, get_model_config
+from effnet_jax.pretrained import load_pretrained, pretrained_config
 from effnet_jax.tools import convert
 
 # One worker runs the whole module: its tests share cached compiled setups.

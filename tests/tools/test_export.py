@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from effnet_jax.models.pretrained import load_pretrained
+from effnet_jax.pretrained import load_pretrained
 from effnet_jax.tools import export
 
 # Max abs error allowed on float32 logits (and probabilities), relative to the largest logit.

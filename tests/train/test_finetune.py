@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from effnet_jax.models import get_model_config
-from effnet_jax.models.pretrained import load_pretrained
+from effnet_jax.pretrained import load_pretrained
 from effnet_jax.train import finetune, loop
 from test_loop import TWO_STAGES, saved_state, tiny_config
 

@@ -12,8 +12,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from effnet_jax.train import checkpoint as ckpt_lib
-from effnet_jax.train.checkpoint import CheckpointError, item_handlers
+from effnet_jax import checkpoints as ckpt_lib
+from effnet_jax.checkpoints import CheckpointError, item_handlers
 from effnet_jax.train.loop import PREEMPTED_EXIT_CODE, train_and_evaluate
 from effnet_jax.train.metrics import read_metrics
 

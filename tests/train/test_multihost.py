@@ -17,8 +17,8 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
+from effnet_jax.checkpoints import item_handlers
 from effnet_jax.distributed import LOST_PROCESS_EXIT_CODE
-from effnet_jax.train.checkpoint import item_handlers
 from test_loop import TWO_STAGES
 
 # One worker runs the module (pytest-xdist): its tests share the two runs.

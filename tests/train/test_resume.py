@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from effnet_jax import checkpoints as ckpt_lib
 from effnet_jax.data import DataError
-from effnet_jax.models.pretrained import load_pretrained, load_pretrained_with_meta
-from effnet_jax.train import checkpoint as ckpt_lib
+from effnet_jax.pretrained import load_pretrained, load_pretrained_with_meta
 from effnet_jax.train import loop
 from effnet_jax.train.evaluation import evaluate_sizes
 from effnet_jax.train.metrics import MetricsError, eval_scores
@@ -143,8 +143,8 @@ def test_readers_skip_a_bad_step_and_change_nothing(trained, tmp_path, capsys):
 def test_readers_never_write_not_even_on_a_mistyped_path(trained, tmp_path):
   """An unfinished save of the live run (Orbax's temporary directory) survives every reader; a
   mistyped path is not created."""
-  from effnet_jax.models.pretrained import pretrained_config
   from effnet_jax.predict import Predictor
+  from effnet_jax.pretrained import pretrained_config
   workdir = copy(trained, tmp_path)
   in_progress = os.path.join(workdir, 'checkpoints', '8.orbax-checkpoint-tmp-1796589000')
   os.makedirs(os.path.join(in_progress, 'state'))

@@ -1,26 +1,40 @@
-"""Orbax checkpoints: async saves, keep the latest N plus the best, auto-resume, model checks.
+"""The run record and the two on-disk formats: training checkpoints and pretrained directories.
 
-A checkpoint holds the ``TrainState`` and a JSON description of the run (model name and
-overrides, the config), so a checkpoint is self-describing and a checkpoint of another model
-is rejected with the list of mismatched parameters instead of a shape error deep in Orbax.
+Both formats are written and read here, and only here; nothing in this module builds a model
+(``effnet_jax.pretrained`` does, on top of it).
 
-Two kinds of manager: the trainer's (:func:`create_manager`) writes, keeps the latest N plus the
-best, and removes the temporary directories of saves that a killed run left behind; a reader's
-(:func:`open_reader`: evaluate, predict, export, fine-tuning's ``init_from``) never writes,
-creates or removes anything, so it is safe beside a run that is saving. A step that does not
-restore (a truncated file, torn metadata) is skipped for the next older one
-(:func:`restore_intact`); the trainer also moves it aside.
+The run record (:class:`RunRecord`) describes a training run: the model and its overrides, the
+classes, the train and eval image sizes and the whole config. The trainer saves it beside every
+checkpoint, so a checkpoint is self-describing and a checkpoint of another model is rejected
+with the list of mismatched parameters instead of a shape error deep in Orbax.
+
+A training workdir's ``checkpoints/N/`` holds two Orbax items: ``state`` (the ``TrainState``)
+and ``run`` (the run record as JSON). Two kinds of manager: the trainer's
+(:func:`create_manager`) writes, keeps the latest N plus the best, and removes the temporary
+directories of saves that a killed run left behind; a reader's (:func:`open_reader`: evaluate,
+predict, export, fine-tuning's ``init_from``) never writes, creates or removes anything, so it
+is safe beside a run that is saving. A step that does not restore (a truncated file, torn
+metadata) is skipped for the next older one (:func:`restore_intact`); the trainer also moves it
+aside.
+
+A pretrained directory holds ``model.json`` (:data:`PRETRAINED_FORMAT`, the registered model
+name, its overrides, the source and class names) and ``variables/`` (an Orbax checkpoint of
+``{'params', 'batch_stats'}``); :func:`write_pretrained` replaces one atomically.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import re
+import shutil
 import sys
-from typing import Any, Callable, Sequence
+import tempfile
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
@@ -36,6 +50,52 @@ class CheckpointError(RuntimeError):
 class CheckpointMismatch(ValueError):
   """The checkpoint belongs to another model or run: a user error, never a reason to fall back
   to an older step."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+  """What a training run is: saved beside each of its checkpoints, checked when it resumes,
+  read by every tool that opens a workdir.
+
+  ``model_overrides`` are the ModelConfig fields the config sets; ``image_size`` and
+  ``eval_image_size`` the resolutions the run trains and evaluates at (the config's, else the
+  model's); ``config`` the whole config as JSON (``json.loads(config.to_json())``)."""
+  model: str
+  model_overrides: dict[str, Any]
+  num_classes: int
+  class_names: list[str] | None
+  image_size: int
+  eval_image_size: int
+  config: dict[str, Any]
+
+  def to_json(self) -> dict[str, Any]:
+    """The JSON object saved as a checkpoint's ``run`` item."""
+    return {'model': self.model, 'model_overrides': dict(self.model_overrides),
+            'num_classes': self.num_classes,
+            'class_names': None if self.class_names is None else list(self.class_names),
+            'image_size': self.image_size, 'eval_image_size': self.eval_image_size,
+            'config': self.config}
+
+  @classmethod
+  def from_json(cls, run: Mapping[str, Any] | str) -> RunRecord:
+    """The record of a ``run`` item (a JSON object, or its text); keys it does not know are
+    ignored, a missing ``model_overrides`` is read from the config, missing class names are
+    None."""
+    if isinstance(run, str):
+      run = json.loads(run)
+    config = dict(run['config'])
+    overrides = run.get('model_overrides')
+    if overrides is None:
+      overrides = {k: v for k, v in (config.get('model_overrides') or {}).items()
+                   if v is not None}
+    return cls(model=run.get('model', config.get('model')), model_overrides=dict(overrides),
+               num_classes=int(run['num_classes']), class_names=run.get('class_names'),
+               image_size=int(run['image_size']), eval_image_size=int(run['eval_image_size']),
+               config=config)
+
+
+def _record(run: RunRecord | Mapping[str, Any]) -> RunRecord:
+  return run if isinstance(run, RunRecord) else RunRecord.from_json(run)
 
 
 @dataclasses.dataclass
@@ -103,7 +163,7 @@ def _listing(read: Callable[[], Any], attempts: int = 10):
 
 
 def item_handlers() -> dict[str, ocp.CheckpointHandler]:
-  """The two items of a checkpoint: the train state (a pytree) and the run description."""
+  """The two items of a checkpoint: the train state (a pytree) and the run record (JSON)."""
   return {'state': ocp.StandardCheckpointHandler(), 'run': ocp.JsonCheckpointHandler()}
 
 
@@ -146,11 +206,12 @@ def _guarded(manager: ocp.CheckpointManager, write: Callable[[], Any]):
                           '(space, quota, permissions), or point --workdir elsewhere.') from error
 
 
-def save(manager: ocp.CheckpointManager, step: int, state, run: dict[str, Any],
+def save(manager: ocp.CheckpointManager, step: int, state, run: RunRecord,
          force: bool = False) -> bool:
-  """Starts an (async) save of ``state`` and the run description at ``step``; an I/O error of
-  this save (or of an earlier async one) raises :class:`CheckpointError`."""
-  args = ocp.args.Composite(state=ocp.args.StandardSave(state), run=ocp.args.JsonSave(run))
+  """Starts an (async) save of ``state`` and the run record at ``step``; an I/O error of this
+  save (or of an earlier async one) raises :class:`CheckpointError`."""
+  args = ocp.args.Composite(state=ocp.args.StandardSave(state),
+                            run=ocp.args.JsonSave(_record(run).to_json()))
   return _guarded(manager, lambda: manager.save(step, args=args, force=force))
 
 
@@ -207,9 +268,10 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state):
       state=ocp.args.StandardRestore(abstract_state)))['state']
 
 
-def read_run(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
-  """The run description saved with ``step`` (model, overrides, classes, config)."""
-  return manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))['run']
+def read_run(manager: ocp.CheckpointManager, step: int) -> RunRecord:
+  """The run record saved with ``step`` (model, overrides, classes, image sizes, config)."""
+  return RunRecord.from_json(
+      manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))['run'])
 
 
 def one_line(error: BaseException) -> str:
@@ -305,11 +367,14 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
   return flat
 
 
-def run_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-  """``{key: (saved value, current value)}`` for what differs between two run descriptions:
-  the config's keys (but :data:`RESUME_FREE_KEYS`) and the data set's class names."""
+def run_changes(saved: RunRecord | Mapping[str, Any], current: RunRecord | Mapping[str, Any]
+                ) -> dict[str, tuple[Any, Any]]:
+  """``{key: (saved value, current value)}`` for what differs between two run records (or
+  their JSON): the config's keys (but :data:`RESUME_FREE_KEYS`) and the data set's class
+  names."""
   def described(run):
-    return _flatten(run.get('config', {})) | {'class_names': run.get('class_names')}
+    run = _record(run).to_json()
+    return _flatten(run['config']) | {'class_names': run['class_names']}
   old, new = described(saved), described(current)
   return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
           if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k)}
@@ -324,10 +389,10 @@ def _short(value: Any) -> str:
   return text if len(text) <= 60 else text[:57] + '...'
 
 
-def check_same_run(saved: dict[str, Any], current: dict[str, Any], allowed: Sequence[str],
-                   where: str) -> list[str]:
+def check_same_run(saved: RunRecord | Mapping[str, Any], current: RunRecord | Mapping[str, Any],
+                   allowed: Sequence[str], where: str) -> list[str]:
   """The keys in which ``current`` (the config now) departs from ``saved`` (the checkpoint's
-  run description) as ``allowed`` permits ('all', a key, or a section like 'schedule');
+  run record) as ``allowed`` permits ('all', a key, or a section like 'schedule');
   :class:`CheckpointMismatch` naming every other difference."""
   changes = run_changes(saved, current)
   refused = [k for k in changes if not _allowed(k, allowed)]
@@ -340,3 +405,123 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], allowed: Sequ
         'Use a new --workdir for a new run, or continue this one with the changes deliberately: '
         f'--allow_changes={",".join(refused)}')
   return list(changes)
+
+
+# --- A training workdir's weights, for readers -------------------------------------------------
+
+
+def is_workdir(path: str) -> bool:
+  """Whether ``path`` is a training workdir (a ``checkpoints/`` and no ``model.json``)."""
+  return os.path.isdir(os.path.join(path, 'checkpoints')) and not os.path.exists(
+      os.path.join(path, PRETRAINED_META))
+
+
+def read_workdir(path: str, restore: bool = True
+                 ) -> tuple[int, RunRecord, dict[str, Any] | None, str | None]:
+  """``(step, run record, {'params', 'batch_stats'}, 'ema' | 'raw')`` of the newest checkpoint
+  of ``path`` that restores: its EMA weights when the run kept them. Without ``restore`` only
+  the record is read (weights and kind None). Read-only: safe beside the run while it saves."""
+  manager = open_reader(path)
+
+  def read(step: int):
+    run = read_run(manager, step)
+    if not restore:
+      return run, None
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    return run, state['state']
+
+  step, (run, state) = restore_intact(manager, read)
+  manager.close()
+  if state is None:
+    return step, run, None, None
+  use_ema = state.get('ema_params') is not None
+  variables = {'params': state['ema_params' if use_ema else 'params'],
+               'batch_stats': state['ema_batch_stats' if use_ema else 'batch_stats']}
+  return step, run, variables, 'ema' if use_ema else 'raw'
+
+
+# --- Pretrained directories ------------------------------------------------------------------
+
+PRETRAINED_FORMAT = 'effnet_jax.pretrained/1'
+PRETRAINED_META = 'model.json'
+PRETRAINED_VARIABLES = 'variables'
+
+
+def _jsonable(overrides: Mapping[str, Any]) -> dict[str, Any]:
+  return {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+
+
+def pretrained_meta(model: str, overrides: Mapping[str, Any] | None = None,
+                    source: Mapping[str, Any] | None = None,
+                    class_names: Sequence[str] | None = None) -> dict[str, Any]:
+  """The ``model.json`` object of a pretrained directory."""
+  return {'format': PRETRAINED_FORMAT, 'model': model, 'overrides': _jsonable(overrides or {}),
+          'source': dict(source or {}),
+          'class_names': None if class_names is None else list(class_names)}
+
+
+def write_pretrained(directory: str, meta: Mapping[str, Any],
+                     variables: Mapping[str, Any]) -> str:
+  """Writes a pretrained directory: ``meta`` (:func:`pretrained_meta`) as ``model.json`` and
+  ``variables`` ({'params', 'batch_stats'}) as ``variables/``; returns its absolute path.
+
+  Atomic: everything is written to a temporary sibling that is then renamed to ``directory``, so
+  a reader never sees new variables beside an old model.json, and an interrupted write leaves
+  the previous directory as it was. An existing pretrained directory (or an empty one) there is
+  replaced; any other existing directory is an error (its files are not ours to delete)."""
+  directory = os.path.abspath(directory)
+  if os.path.exists(directory) and not (
+      os.path.exists(os.path.join(directory, PRETRAINED_META)) or
+      os.path.isdir(directory) and not os.listdir(directory)):
+    raise FileExistsError(f'{directory} exists and is not a pretrained directory (no '
+                          f'{PRETRAINED_META}); give a new or empty directory')
+  parent, name = os.path.split(directory)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=parent)
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(os.path.join(staging, PRETRAINED_VARIABLES),
+                        jax.tree_util.tree_map(np.asarray, dict(variables)))
+    with open(os.path.join(staging, PRETRAINED_META), 'w') as f:
+      json.dump(dict(meta), f, indent=1)
+    if os.path.exists(directory):  # swap: the old one is removed only once the new one is in
+      old = tempfile.mkdtemp(prefix=f'.{name}.old-', dir=parent)
+      os.rename(directory, os.path.join(old, name))
+      os.rename(staging, directory)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.rename(staging, directory)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return directory
+
+
+def read_pretrained_meta(path: str) -> dict[str, Any]:
+  """The ``model.json`` object of the pretrained directory ``path``; FileNotFoundError when
+  there is none, ValueError when it is not valid JSON or of another format."""
+  meta_path = os.path.join(path, PRETRAINED_META)
+  if not os.path.exists(meta_path):
+    raise FileNotFoundError(f'{path} is not a pretrained directory (no {PRETRAINED_META}) nor '
+                            'a training workdir (no checkpoints/)')
+  with open(meta_path) as f:
+    try:
+      meta = json.load(f)
+    except ValueError as error:
+      raise ValueError(f'{meta_path} is not valid JSON (a write cut short?): {error}') from None
+  if meta.get('format') != PRETRAINED_FORMAT:
+    raise ValueError(f'{meta_path}: format {meta.get("format")!r}, expected '
+                     f'{PRETRAINED_FORMAT!r}')
+  return meta
+
+
+def read_pretrained_variables(path: str) -> dict[str, Any]:
+  """``{'params', 'batch_stats'}`` of the pretrained directory ``path`` (unchecked against any
+  model); :class:`CheckpointError` when ``variables/`` does not restore."""
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      variables = checkpointer.restore(os.path.join(path, PRETRAINED_VARIABLES))
+  except Exception as error:  # pylint: disable=broad-except
+    raise CheckpointError(f'{path}: {PRETRAINED_VARIABLES}/ does not restore: '
+                          f'{one_line(error)}') from None
+  return {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}

@@ -1,0 +1,105 @@
+"""Weights with the model they belong to: pretrained directories (converted from timm, Keras, TF
+or lukemelas, or exported) and training workdirs.
+
+``load_pretrained(path)`` rebuilds exactly the model the weights belong to (padding, BN epsilon,
+activation, number of classes) with no other input, from either
+
+* a pretrained directory (``model.json`` + ``variables/``, written by :func:`save_pretrained`), or
+* a training workdir (``python -m effnet_jax.main --workdir W``): its newest checkpoint that
+  restores, EMA weights when the run kept them.
+
+The files themselves are read and written by :mod:`effnet_jax.checkpoints`, which owns both
+formats; this module adds what needs the model registry: the model of the weights, and the check
+that the weights are that model's.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from effnet_jax import checkpoints
+from effnet_jax.models.registry import ModelConfig, build_model, get_model_config
+
+
+def save_pretrained(directory: str, model: str, variables: dict[str, Any],
+                    overrides: dict[str, Any] | None = None, source: dict[str, Any] | None = None,
+                    class_names: list[str] | None = None) -> str:
+  """Writes ``variables`` ({'params', 'batch_stats'}) of registered ``model`` with ``overrides``
+  to ``directory``, checked against the model's own shapes first; returns its absolute path.
+
+  Atomic (:func:`effnet_jax.checkpoints.write_pretrained`): a reader never sees new variables
+  beside an old model.json, and an interrupted write leaves the previous directory as it was. An
+  existing pretrained directory (or an empty one) there is replaced; any other existing
+  directory is an error (its files are not ours to delete)."""
+  overrides = dict(overrides or {})
+  config = get_model_config(model, **overrides)
+  variables = {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
+  _check_variables(variables, config, f'weights for {model}')
+  if class_names is not None and len(class_names) != config.num_classes:
+    raise ValueError(f'{len(class_names)} class names for {config.num_classes} classes')
+  meta = checkpoints.pretrained_meta(model, overrides, source, class_names)
+  return checkpoints.write_pretrained(directory, meta, variables)
+
+
+def _check_variables(variables: dict[str, Any], config: ModelConfig, what: str) -> None:
+  """CheckpointMismatch naming every array of ``variables`` that ``config``'s model lacks,
+  misses or shapes otherwise."""
+  expected = jax.eval_shape(
+      lambda: build_model(config).init(jax.random.key(0),
+                                       np.zeros((1, 32, 32, 3), np.float32), train=False))
+  checkpoints.check_compatible(variables, dict(expected), what)
+
+
+def pretrained_config(path: str, **overrides) -> ModelConfig:
+  """The ``ModelConfig`` of a pretrained directory (or training workdir), with ``overrides``."""
+  return _load(path, overrides, restore=False)[0]
+
+
+def load_pretrained(path: str, **overrides) -> tuple[Any, dict[str, Any]]:
+  """``(model, {'params', 'batch_stats'})`` from a pretrained directory or a training workdir.
+
+  ``overrides`` change settings that do not touch the weights' shapes (``dtype``,
+  ``depthwise_impl``, ``drop_path_rate``, ``bn_axis_name``, ...)."""
+  config, variables, _ = _load(path, overrides, restore=True)
+  return build_model(config), variables
+
+
+def load_pretrained_with_meta(path: str, **overrides):
+  """``(model, variables, meta, config)``: meta as in model.json (class names, source), config
+  the model's ``ModelConfig`` (preprocessing metadata) — one read of the directory for all four."""
+  config, variables, meta = _load(path, overrides, restore=True)
+  return build_model(config), variables, meta, config
+
+
+def _load(path: str, overrides: dict[str, Any], restore: bool):
+  path = os.path.abspath(path)
+  if checkpoints.is_workdir(path):
+    return _load_workdir(path, overrides, restore)
+  meta = checkpoints.read_pretrained_meta(path)
+  config = get_model_config(meta['model'], **(meta['overrides'] | overrides))
+  if not restore:
+    return config, None, meta
+  variables = checkpoints.read_pretrained_variables(path)
+  _check_variables(variables, config, f'{path}: {checkpoints.PRETRAINED_VARIABLES}/ of the '
+                   f'{meta["model"]} that {checkpoints.PRETRAINED_META} describes')
+  return config, variables, meta
+
+
+def _load_workdir(path: str, overrides: dict[str, Any], restore: bool):
+  """The newest checkpoint of a training run that restores (EMA weights when kept), read
+  without writing anything (safe beside the run while it saves)."""
+  step, run, variables, weights = checkpoints.read_workdir(path, restore)
+  # the sizes the run trained and evaluated at (its config's image sizes win over the model's)
+  model_overrides = dict(run.model_overrides, num_classes=run.num_classes,
+                         train_size=run.image_size, eval_size=run.eval_image_size) | overrides
+  config = get_model_config(run.model, **model_overrides)
+  meta = checkpoints.pretrained_meta(
+      run.model, model_overrides, {'framework': 'effnet_jax', 'workdir': path, 'step': step},
+      run.class_names)
+  if not restore:
+    return config, None, meta
+  meta['source']['weights'] = weights
+  return config, variables, meta
