@@ -7,6 +7,11 @@ Config files in ``configs/`` are one call to one of these; each accepts the conf
 ``data=imagenet`` (default; TFDS ``imagenet2012`` with a manual download directory) or
 ``data=embedded`` (the same recipe, shortened and shrunk to run on the embedded Fashion-MNIST
 on a CPU), e.g. ``--config configs/efficientnet_b0.py:data=embedded``.
+
+The embedded data set and its CPU settings (:func:`embedded_data`) and the default job's small
+recipe (:func:`small_cpu`) are defined here once for configs/default.py, the ablation rows
+(``effnet_jax.analysis.trainer.small_train_config``) and ``data=embedded``
+(:func:`embedded_variant`).
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ CURRICULUM_CHOICES = ('code', 'paper')  # progressive-learning values: released 
 # ImageNet-1k through TFDS: the train split (1,281,167 images) and the 50,000 validation images.
 IMAGENET = dict(source='tfds', name='imagenet2012', train_split='train',
                 eval_split='validation')
+# The embedded data set: the real Fashion-MNIST (Debian's dataset-fashion-mnist), cached.
+EMBEDDED = dict(source='embedded', name='fashion_mnist', train_split='train', eval_split='test',
+                cache=True)
 
 
 def _finish(c: ml_collections.ConfigDict, arg: str | None, paper_curriculum=None
@@ -38,13 +46,48 @@ def _finish(c: ml_collections.ConfigDict, arg: str | None, paper_curriculum=None
   return c
 
 
+def embedded_data(c: ml_collections.ConfigDict, image_size: int) -> ml_collections.ConfigDict:
+  """The embedded data set (Fashion-MNIST) and the CPU settings every run on it shares: train and
+  eval at ``image_size`` px, the whole image evaluated, the unrolled depthwise convolution, BN
+  momentum 0.9, float32, BN statistics over all devices."""
+  c.data.update(EMBEDDED)
+  c.input.update(image_size=image_size, eval_image_size=image_size,
+                 crop_fraction=1.0)  # evaluate the whole image
+  c.model_overrides.depthwise_impl = 'auto'  # unrolled depthwise conv on CPU: much faster steps
+  # Running BN statistics must follow weights that move fast in a short run (with the official
+  # 0.99 they lag so far behind that eval-mode accuracy collapses; measured: docs/training.md).
+  c.model_overrides.bn_momentum = 0.9
+  c.bn_group_size = 0
+  c.dtype = 'float32'
+  return c
+
+
+def small_cpu(model: str = 'efficientnet_b0', image_size: int = 40, batch_size: int = 128,
+              base_learning_rate: float = 0.008, warmup_epochs: float = 0.5,
+              ema_decay: float = 0.999) -> ml_collections.ConfigDict:
+  """The embedded default job's recipe (configs/default.py, whose values are the defaults):
+  ``model`` on the embedded data at ``image_size`` px, AdamW (weight decay 0.01, decoupled, not
+  on biases and BN) with cosine decay to 0 after ``warmup_epochs``, flips only, no dropout or
+  stochastic depth (a run this short underfits: train accuracy stays below test accuracy), EMA
+  ``ema_decay`` (0: none). The run length and bookkeeping are the caller's."""
+  c = embedded_data(base_config(), image_size)
+  c.model = model
+  c.model_overrides.update(dropout_rate=0.0, drop_path_rate=0.0)
+  c.input.train_crop = 'none'
+  c.augment.update(flip=True, augment='none', label_smoothing=0.0)
+  c.batch_size = batch_size
+  c.optimizer.update(name='adamw', base_learning_rate=base_learning_rate, weight_decay=0.01,
+                     weight_decay_mode='decoupled', weight_decay_exclude='bn_and_bias')
+  c.schedule.update(name='cosine', warmup_epochs=warmup_epochs, min_learning_rate=0.0)
+  c.ema_decay = ema_decay
+  return c
+
+
 def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks a recipe to the embedded data set on a CPU: the same optimizer, schedule shape
-  and regularisation, a small image size and batch, a few epochs, float32."""
-  c.data.update(source='embedded', name='fashion_mnist', train_split='train', eval_split='test',
-                cache=True)
-  c.input.update(image_size=32, eval_image_size=32, train_crop='pad_crop',
-                 crop_fraction=1.0)  # evaluate the whole 32 px image
+  and regularisation, 32 px, a small batch, a few epochs (:func:`embedded_data`)."""
+  embedded_data(c, 32)
+  c.input.train_crop = 'pad_crop'
   c.augment.augment = 'none'
   c.batch_size = 128
   c.num_epochs = 5.0
@@ -53,12 +96,6 @@ def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.schedule.decay_epochs = 0.25  # the same number of decay steps per run as 350 / 2.4 ≈ 146
   if c.ema_decay:
     c.ema_decay = 0.999  # ~1,000-step horizon for a ~2,300-step run
-  c.bn_group_size = 0
-  c.dtype = 'float32'
-  c.model_overrides.depthwise_impl = 'auto'
-  # Running BN statistics must follow weights that move fast in a short run (with the official
-  # 0.99 they lag so far behind that eval-mode accuracy collapses; measured: docs/training.md).
-  c.model_overrides.bn_momentum = 0.9
   c.log_every_steps = 50
   if c.curriculum.num_stages > 1:
     # the same stages from 16 px up to 32 px (code: 20, 24, 28, 32); paper sizes scaled alike
