@@ -17,7 +17,7 @@ from effnet_jax.recipes import efficientnetv2
 def get_config(arg=None):
   check_arg_keys(parse_config_arg(arg), {})  # takes no config argument
   c = efficientnetv2('efficientnetv2_b0', randaug_magnitude=10.0, mix_alpha=0.2,
-                     arg='data=embedded')
+                     data='embedded')
   c.model_overrides.phi = -8.0
   c.curriculum.update(num_stages=3, image_sizes=(16, 24, 32))
   c.optimizer.update(name='adamw', base_learning_rate=0.004, weight_decay=0.05,

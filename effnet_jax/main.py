@@ -1,7 +1,7 @@
 """Train and evaluate a model from an ml_collections config.
 
   python -m effnet_jax.main                                   # the embedded default job
-  python -m effnet_jax.main --config configs/efficientnet_b0.py:data=imagenet \\
+  python -m effnet_jax.main --config configs/efficientnet.py:variant=b0,data=imagenet \\
       --workdir gs://bucket/b0 --config.data.manual_dir=/data/imagenet
 
 ``--config.key=value`` overrides any config key; configs are locked, so an unknown key (on the

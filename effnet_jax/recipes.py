@@ -1,50 +1,84 @@
-"""The official training recipes as config builders.
+"""The official training recipes as config builders, and the small CPU recipe.
 
 The recipes, their sources and where they differ from the papers: docs/reference.md, 'Official
 training recipes'.
 
-Config files in ``configs/`` are one call to one of these; each accepts the config argument
+One config file per model family runs these: ``configs/efficientnet.py``,
+``configs/efficientnetv2.py`` and ``configs/rexnet.py`` take the config argument
+``variant=...`` (a row of the family's table below: ``EFFICIENTNET_VARIANTS``, ...) and
 ``data=imagenet`` (default; TFDS ``imagenet2012`` with a manual download directory) or
-``data=embedded`` (the same recipe, shortened and shrunk to run on the embedded Fashion-MNIST
-on a CPU), e.g. ``--config configs/efficientnet_b0.py:data=embedded``.
+``data=embedded`` (the same recipe, shortened and shrunk to run on the embedded Fashion-MNIST on
+a CPU), e.g. ``--config configs/efficientnet.py:variant=b0,data=embedded``.
+:func:`model_recipe` is a model's recipe by its registered name.
+
+The embedded data set and its CPU settings (:func:`embedded_data`) and the default job's small
+recipe (:func:`small_cpu`) are defined here once for configs/default.py, the ablation rows
+(``effnet_jax.analysis.trainer.small_train_config``) and ``data=embedded``
+(:func:`embedded_variant`).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import ml_collections
 
-from effnet_jax.config import base_config, check_arg_keys, parse_config_arg
+from effnet_jax.config import (ConfigArgumentError, base_config, check_arg_keys,
+                               parse_config_arg)
 
 DATA_CHOICES = ('imagenet', 'embedded')
 CURRICULUM_CHOICES = ('code', 'paper')  # progressive-learning values: released code or paper
+PROGRESSIVE_CHOICES = ('true', 'false')
 
 # ImageNet-1k through TFDS: the train split (1,281,167 images) and the 50,000 validation images.
 IMAGENET = dict(source='tfds', name='imagenet2012', train_split='train',
                 eval_split='validation')
+# The embedded data set: the real Fashion-MNIST (Debian's dataset-fashion-mnist), cached.
+EMBEDDED = dict(source='embedded', name='fashion_mnist', train_split='train', eval_split='test',
+                cache=True)
 
 
-def _finish(c: ml_collections.ConfigDict, arg: str | None, paper_curriculum=None
-            ) -> ml_collections.ConfigDict:
-  args = parse_config_arg(arg)
-  allowed = {'data': DATA_CHOICES}
-  if paper_curriculum is not None:
-    allowed['curriculum'] = CURRICULUM_CHOICES
-  check_arg_keys(args, allowed)
-  if args.get('curriculum', 'code') == 'paper':
-    c.curriculum.update(paper_curriculum)
-  if args.get('data', 'imagenet') == 'imagenet':
-    c.data.update(IMAGENET)
-  else:
-    embedded_variant(c)
+def embedded_data(c: ml_collections.ConfigDict, image_size: int) -> ml_collections.ConfigDict:
+  """The embedded data set (Fashion-MNIST) and the CPU settings every run on it shares: train and
+  eval at ``image_size`` px, the whole image evaluated, the unrolled depthwise convolution, BN
+  momentum 0.9, float32, BN statistics over all devices."""
+  c.data.update(EMBEDDED)
+  c.input.update(image_size=image_size, eval_image_size=image_size,
+                 crop_fraction=1.0)  # evaluate the whole image
+  c.model_overrides.depthwise_impl = 'auto'  # unrolled depthwise conv on CPU: much faster steps
+  # Running BN statistics must follow weights that move fast in a short run (with the official
+  # 0.99 they lag so far behind that eval-mode accuracy collapses; measured: docs/training.md).
+  c.model_overrides.bn_momentum = 0.9
+  c.bn_group_size = 0
+  c.dtype = 'float32'
+  return c
+
+
+def small_cpu(model: str = 'efficientnet_b0', image_size: int = 40, batch_size: int = 128,
+              base_learning_rate: float = 0.008, warmup_epochs: float = 0.5,
+              ema_decay: float = 0.999) -> ml_collections.ConfigDict:
+  """The embedded default job's recipe (configs/default.py, whose values are the defaults):
+  ``model`` on the embedded data at ``image_size`` px, AdamW (weight decay 0.01, decoupled, not
+  on biases and BN) with cosine decay to 0 after ``warmup_epochs``, flips only, no dropout or
+  stochastic depth (a run this short underfits: train accuracy stays below test accuracy), EMA
+  ``ema_decay`` (0: none). The run length and bookkeeping are the caller's."""
+  c = embedded_data(base_config(), image_size)
+  c.model = model
+  c.model_overrides.update(dropout_rate=0.0, drop_path_rate=0.0)
+  c.input.train_crop = 'none'
+  c.augment.update(flip=True, augment='none', label_smoothing=0.0)
+  c.batch_size = batch_size
+  c.optimizer.update(name='adamw', base_learning_rate=base_learning_rate, weight_decay=0.01,
+                     weight_decay_mode='decoupled', weight_decay_exclude='bn_and_bias')
+  c.schedule.update(name='cosine', warmup_epochs=warmup_epochs, min_learning_rate=0.0)
+  c.ema_decay = ema_decay
   return c
 
 
 def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks a recipe to the embedded data set on a CPU: the same optimizer, schedule shape
-  and regularisation, a small image size and batch, a few epochs, float32."""
-  c.data.update(source='embedded', name='fashion_mnist', train_split='train', eval_split='test',
-                cache=True)
-  c.input.update(image_size=32, eval_image_size=32, train_crop='pad_crop',
-                 crop_fraction=1.0)  # evaluate the whole 32 px image
+  and regularisation, 32 px, a small batch, a few epochs (:func:`embedded_data`)."""
+  embedded_data(c, 32)
+  c.input.train_crop = 'pad_crop'
   c.augment.augment = 'none'
   c.batch_size = 128
   c.num_epochs = 5.0
@@ -53,12 +87,6 @@ def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.schedule.decay_epochs = 0.25  # the same number of decay steps per run as 350 / 2.4 ≈ 146
   if c.ema_decay:
     c.ema_decay = 0.999  # ~1,000-step horizon for a ~2,300-step run
-  c.bn_group_size = 0
-  c.dtype = 'float32'
-  c.model_overrides.depthwise_impl = 'auto'
-  # Running BN statistics must follow weights that move fast in a short run (with the official
-  # 0.99 they lag so far behind that eval-mode accuracy collapses; measured: docs/training.md).
-  c.model_overrides.bn_momentum = 0.9
   c.log_every_steps = 50
   if c.curriculum.num_stages > 1:
     # the same stages from 16 px up to 32 px (code: 20, 24, 28, 32); paper sizes scaled alike
@@ -67,7 +95,16 @@ def embedded_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-def efficientnet_v1(model: str, arg: str | None = None) -> ml_collections.ConfigDict:
+def _on_data(c: ml_collections.ConfigDict, data: str) -> ml_collections.ConfigDict:
+  if data not in DATA_CHOICES:
+    raise ConfigArgumentError(f'config argument data={data!r}; valid values: {DATA_CHOICES}')
+  if data == 'imagenet':
+    c.data.update(IMAGENET)
+    return c
+  return embedded_variant(c)
+
+
+def efficientnet_v1(model: str, data: str = 'imagenet') -> ml_collections.ConfigDict:
   """tensorflow/tpu EfficientNet recipe: TF RMSProp, 0.016 per 256 images at batch 2048,
   5 warm-up epochs, 0.97 every 2.4 epochs, 350 epochs, coupled weight decay 1e-5 on all but
   BN, label smoothing 0.1, EMA 0.9999, AutoAugment (the published accuracies), bf16."""
@@ -82,11 +119,11 @@ def efficientnet_v1(model: str, arg: str | None = None) -> ml_collections.Config
   c.augment.update(augment='autoaugment', label_smoothing=0.1)
   c.ema_decay = 0.9999
   c.eval_every_epochs = 5.0
-  return _finish(c, arg)
+  return _on_data(c, data)
 
 
 def efficientnetv2(model: str, randaug_magnitude: float | None, mix_alpha: float,
-                   arg: str | None = None, progressive: bool = True,
+                   data: str = 'imagenet', progressive: bool = True, curriculum: str = 'code',
                    paper: dict | None = None) -> ml_collections.ConfigDict:
   """google/automl EfficientNetV2 recipe: TF RMSProp 0.016 per 256 at batch 4096, 5 warm-up
   epochs, 0.97 every 2.4 epochs, 350 epochs, weight decay 1e-5 excluding biases and BN, label
@@ -95,8 +132,8 @@ def efficientnetv2(model: str, randaug_magnitude: float | None, mix_alpha: float
 
   ``progressive``: the released code's 4-stage progressive learning (image size from ibase 128
   to the train size, RandAugment magnitude 5 -> max, Mixup/CutMix 0 -> max, dropout constant);
-  the config argument ``curriculum=paper`` applies ``paper`` (the paper's Table 6 values)
-  instead. ``progressive=False``: the fixed-size ablation twin at the final stage's values."""
+  ``curriculum='paper'`` applies ``paper`` (the paper's Table 6 values) instead.
+  ``progressive=False``: the fixed-size ablation twin at the final stage's values."""
   c = base_config()
   c.model = model
   c.batch_size = 4096
@@ -114,14 +151,21 @@ def efficientnetv2(model: str, randaug_magnitude: float | None, mix_alpha: float
   c.augment.update(mixup_alpha=mix_alpha, cutmix_alpha=mix_alpha, label_smoothing=0.1)
   c.ema_decay = 0.9999
   c.eval_every_epochs = 5.0
-  if not progressive:
-    return _finish(c, arg)
-  c.curriculum.update(num_stages=4, schedule='code', min_image_size=128, randaug_magnitude_min=5.0,
-                      mixup_alpha_min=0.0)
-  return _finish(c, arg, paper_curriculum=dict(schedule='paper') | (paper or {}))
+  if progressive:
+    c.curriculum.update(num_stages=4, schedule='code', min_image_size=128,
+                        randaug_magnitude_min=5.0, mixup_alpha_min=0.0)
+    if curriculum == 'paper':
+      c.curriculum.update(dict(schedule='paper') | (paper or {}))
+    elif curriculum != 'code':
+      raise ConfigArgumentError(f'config argument curriculum={curriculum!r}; valid values: '
+                                f'{CURRICULUM_CHOICES}')
+  elif curriculum != 'code':
+    raise ConfigArgumentError('config argument curriculum: the values of progressive learning, '
+                              'not taken with progressive=false')
+  return _on_data(c, data)
 
 
-def rexnet(model: str, arg: str | None = None) -> ml_collections.ConfigDict:
+def rexnet(model: str, data: str = 'imagenet') -> ml_collections.ConfigDict:
   """clovaai/rexnet recipe (timm train.py): SGD Nesterov 0.9, lr 0.5 at batch 512 (0.25 per
   256), 5 warm-up epochs then cosine, 400 epochs, weight decay 1e-5 excluding biases and BN,
   label smoothing 0.1, RandAugment magnitude 9, head dropout 0.2, per-GPU BN, no EMA."""
@@ -140,4 +184,92 @@ def rexnet(model: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.bn_group_size = 1
   c.dtype = 'bfloat16'
   c.eval_every_epochs = 5.0
-  return _finish(c, arg)
+  return _on_data(c, data)
+
+
+# ---- the model families: one config file each, a variant per row ----
+
+# EfficientNet-B0 ... B7: one recipe, the model alone differs.
+EFFICIENTNET_VARIANTS = tuple(f'b{i}' for i in range(8))
+
+# EfficientNetV2: RandAugment magnitude (None: AutoAugment and the V1 crop), Mixup = CutMix alpha
+# (the released code's final-stage values) and the paper's Table 6 values (curriculum=paper).
+_V2_PAPER_LARGE = dict(max_image_size=380, randaug_magnitude_max=25.0, mixup_alpha_max=0.4,
+                       cutmix_alpha_max=0.0, dropout_min=0.1, dropout_max=0.5)
+EFFICIENTNETV2_VARIANTS = {
+    's': dict(randaug_magnitude=10.0, mix_alpha=0.0,
+              paper=dict(randaug_magnitude_max=15.0, dropout_min=0.1, dropout_max=0.3)),
+    'm': dict(randaug_magnitude=15.0, mix_alpha=0.2,
+              paper=dict(max_image_size=380, randaug_magnitude_max=20.0, mixup_alpha_max=0.2,
+                         cutmix_alpha_max=0.0, dropout_min=0.1, dropout_max=0.4)),
+    'l': dict(randaug_magnitude=20.0, mix_alpha=0.5, paper=_V2_PAPER_LARGE),
+    'xl': dict(randaug_magnitude=20.0, mix_alpha=0.5, paper=_V2_PAPER_LARGE),
+    **{f'b{i}': dict(randaug_magnitude=None, mix_alpha=0.0, paper=None) for i in range(4)},
+}
+
+# ReXNet width multipliers x100.
+REXNET_VARIANTS = ('100', '130', '150', '200', '300')
+
+
+def _variant_args(arg: str | None, variants, **options: tuple[str, ...]) -> dict[str, str]:
+  """The config argument of a family config: ``variant`` (required), ``data`` and ``options``."""
+  variants = tuple(variants)
+  args = parse_config_arg(arg)
+  check_arg_keys(args, dict(variant=variants, data=DATA_CHOICES, **options))
+  if 'variant' not in args:
+    raise ConfigArgumentError(f'config argument variant is required; valid values: {variants}')
+  return args
+
+
+def efficientnet_config(arg: str | None) -> ml_collections.ConfigDict:
+  """configs/efficientnet.py: ``variant=b0`` ... ``b7`` [``,data=embedded``]."""
+  args = _variant_args(arg, EFFICIENTNET_VARIANTS)
+  return efficientnet_v1(f'efficientnet_{args["variant"]}', args.get('data', 'imagenet'))
+
+
+def efficientnetv2_config(arg: str | None) -> ml_collections.ConfigDict:
+  """configs/efficientnetv2.py: ``variant=s|m|l|xl|b0|b1|b2|b3`` [``,progressive=false`` (the
+  fixed-size ablation twin) | ``,curriculum=paper``] [``,data=embedded``]."""
+  args = _variant_args(arg, EFFICIENTNETV2_VARIANTS, progressive=PROGRESSIVE_CHOICES,
+                       curriculum=CURRICULUM_CHOICES)
+  variant = args['variant']
+  if args.get('progressive') == 'false' and 'curriculum' in args:
+    raise ConfigArgumentError('config argument curriculum: the values of progressive learning, '
+                              'not taken with progressive=false')
+  return efficientnetv2(f'efficientnetv2_{variant}', **EFFICIENTNETV2_VARIANTS[variant],
+                        data=args.get('data', 'imagenet'),
+                        progressive=args.get('progressive', 'true') == 'true',
+                        curriculum=args.get('curriculum', 'code'))
+
+
+def rexnet_config(arg: str | None) -> ml_collections.ConfigDict:
+  """configs/rexnet.py: ``variant=100|130|150|200|300`` [``,data=embedded``]."""
+  args = _variant_args(arg, REXNET_VARIANTS)
+  return rexnet(f'rexnet_{args["variant"]}', args.get('data', 'imagenet'))
+
+
+# family (the config file's name and the models' prefix) -> (its config, its variants)
+FAMILIES: dict[str, tuple[Callable[[str | None], ml_collections.ConfigDict], tuple[str, ...]]] = {
+    'efficientnet': (efficientnet_config, EFFICIENTNET_VARIANTS),
+    'efficientnetv2': (efficientnetv2_config, tuple(EFFICIENTNETV2_VARIANTS)),
+    'rexnet': (rexnet_config, REXNET_VARIANTS),
+}
+
+
+def family_of(model: str) -> tuple[str, str] | None:
+  """``'efficientnetv2_s'`` -> ``('efficientnetv2', 's')``: the family config and variant that
+  hold the model's official recipe; None for a model without one (e.g. EfficientNet-Lite)."""
+  family, _, variant = model.rpartition('_')
+  if family in FAMILIES and variant in FAMILIES[family][1]:
+    return family, variant
+  return None
+
+
+def model_recipe(model: str, arg: str | None = None) -> ml_collections.ConfigDict | None:
+  """The official recipe of a registered model (``configs/<family>.py:variant=<v>``, with
+  ``arg`` added, e.g. ``'data=embedded'``), or None where there is none."""
+  found = family_of(model)
+  if found is None:
+    return None
+  family, variant = found
+  return FAMILIES[family][0](','.join([f'variant={variant}'] + ([arg] if arg else [])))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A training run on a multi-node GPU cluster with Slurm: one JAX process per GPU, on every node.
 #
-#   sbatch --nodes=4 launch/slurm_gpu.sh --config configs/efficientnet_b0.py \
+#   sbatch --nodes=4 launch/slurm_gpu.sh --config configs/efficientnet.py:variant=b0 \
 #       --workdir /shared/ckpt/b0 --config.data.manual_dir=/shared/imagenet
 #
 # Set-up once, on shared storage that every node sees (the checkout, its .venv, the workdir):

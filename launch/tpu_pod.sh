@@ -3,7 +3,7 @@
 # workstation with the gcloud CLI. One command does everything and is safe to repeat:
 #
 #   ZONE=us-central2-b ACCELERATOR_TYPE=v4-32 launch/tpu_pod.sh run -- \
-#       --config configs/efficientnet_b0.py --workdir gs://BUCKET/b0 \
+#       --config configs/efficientnet.py:variant=b0 --workdir gs://BUCKET/b0 \
 #       --config.data.data_dir=gs://BUCKET/tensorflow_datasets
 #
 # `run` creates the slice (unless it exists; a preempted one is re-created), copies this checkout

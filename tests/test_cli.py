@@ -41,9 +41,12 @@ def user_error(done: subprocess.CompletedProcess, program: str) -> str:
 
 @pytest.mark.parametrize('args, message', [
     (['--config', 'configs/nonexistent.py'], 'configs/nonexistent.py: no such config file'),
-    (['--config', 'configs/rexnet_100.py:data=imagnet'],
-     "configs/rexnet_100.py: config argument data='imagnet'; valid values: "
+    (['--config', 'configs/rexnet.py:variant=100,data=imagnet'],
+     "configs/rexnet.py: config argument data='imagnet'; valid values: "
      "('imagenet', 'embedded')"),
+    (['--config', 'configs/efficientnet.py:variant=b9'],
+     "configs/efficientnet.py: config argument variant='b9'; valid values: "
+     "('b0', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7')"),
     (['--config', 'configs/default.py:data=imagenet', '--config.model=no_such_model'],
      "configs/default.py: unknown config argument 'data'; this config takes none"),
     (['--config.optimizer.learning_rat=0.1'],
@@ -52,7 +55,7 @@ def user_error(done: subprocess.CompletedProcess, program: str) -> str:
      "flag --config.batch_size=many: invalid literal for int() with base 10: 'many'"),
     (['--workdr=x'], "Unknown command line flag 'workdr'. Did you mean: workdir ?"),
     (['stray'], 'unexpected arguments: stray'),
-], ids=['missing_config', 'bad_config_argument', 'argument_to_a_config_without',
+], ids=['missing_config', 'bad_config_argument', 'unknown_variant', 'argument_to_a_config_without',
         'unknown_key_flag', 'bad_flag_value', 'unknown_flag', 'positional_argument'])
 def test_main_command_line_errors(args, message, tmp_path):
   done = run('effnet_jax.main', '--workdir', str(tmp_path / 'run'), *args)

@@ -1,21 +1,28 @@
 """Every config file: loads, locks, names a registered model, documents launch and result; the
-loader's one-line errors for a config file that cannot be used."""
+family configs (configs/<family>.py:variant=...) once per variant; the loader's one-line errors
+for a config file that cannot be used."""
 import glob
 import importlib.util
+import math
 import os
 import re
 
 import pytest
 
+from effnet_jax import recipes
 from effnet_jax.config import ConfigFileError, base_config, load_config_file, set_overrides
 from effnet_jax.models import get_model_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', '*.py')))
 ABLATIONS = sorted(glob.glob(os.path.join(REPO, 'configs', 'ablations', '*.py')))
+FAMILY_FILES = tuple(f'{family}.py' for family in recipes.FAMILIES)  # take variant=...
 EMBEDDED_ONLY = ('default.py', 'curriculum_smoke.py')  # configs of the embedded data set only
 FOLDER_ONLY = ('finetune_folder.py',)  # fine-tuning on an image folder (no data= argument)
-RECIPES = [c for c in CONFIGS if not c.endswith(EMBEDDED_ONLY + FOLDER_ONLY)]
+SINGLE = [c for c in CONFIGS if not c.endswith(FAMILY_FILES)]
+VARIANTS = [(family, variant) for family, (_, variants) in recipes.FAMILIES.items()
+            for variant in variants]
+V2_TWINS = [('efficientnetv2', v) for v in recipes.EFFICIENTNETV2_VARIANTS]  # progressive=false
 
 
 def load(path):
@@ -25,113 +32,194 @@ def load(path):
   return module
 
 
+def family_file(family):
+  return os.path.join(REPO, 'configs', f'{family}.py')
+
+
+def variant_id(case):
+  return f'{case[0]}:{case[1]}' + (',progressive=false' if case[2:] else '')
+
+
+def test_every_config_file_is_a_family_config_or_a_single_job():
+  assert {os.path.basename(c) for c in CONFIGS} == set(FAMILY_FILES) | {
+      os.path.basename(c) for c in SINGLE}
+  assert {os.path.basename(c) for c in SINGLE} == set(EMBEDDED_ONLY + FOLDER_ONLY)
+
+
 def test_every_required_recipe_exists():
-  names = {os.path.basename(c)[:-3] for c in CONFIGS}
+  models = {f'{family}_{variant}' for family, variant in VARIANTS}
   required = ({f'efficientnet_b{i}' for i in range(8)} | {'efficientnetv2_s', 'efficientnetv2_m',
-              'efficientnetv2_l'} | {f'rexnet_{w}' for w in (100, 130, 150, 200, 300)} |
-              {'default'})
-  assert required <= names
+              'efficientnetv2_l'} | {f'rexnet_{w}' for w in (100, 130, 150, 200, 300)})
+  assert required <= models
+  assert os.path.exists(os.path.join(REPO, 'configs', 'default.py'))
+  for model in models:
+    assert recipes.family_of(model) is not None
+    assert recipes.model_recipe(model).model == model
+  assert recipes.model_recipe('efficientnet_lite0') is None  # no official recipe
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
-def test_config_loads_and_documents_itself(path):
+def variant_rows(doc):
+  """The variant table of a family config's docstring: variant -> (model, the rest of its row)."""
+  rows = re.findall(r'^  (\w+) +(\w+) +(.*\d %.*)$', doc, re.MULTILINE)
+  return {variant: (model, rest) for variant, model, rest in rows}
+
+
+@pytest.mark.parametrize('family', list(recipes.FAMILIES))
+def test_family_config_documents_every_variant_and_only_those(family):
+  doc = load(family_file(family)).__doc__
+  assert 'python -m effnet_jax.main' in doc and 'Expected' in doc
+  rows = variant_rows(doc)
+  assert list(rows) == list(recipes.FAMILIES[family][1])
+  for variant, (model, rest) in rows.items():
+    assert model == f'{family}_{variant}'
+    assert re.search(r'\d+\.\d %', rest), rest  # its expected top-1
+
+
+def check_loaded(config, arg, embedded_only=False):
+  assert config.is_locked
+  model = get_model_config(config.model, **set_overrides(config))  # overrides are valid
+  assert config.batch_size > 0 and config.num_epochs > 0
+  if 'data=embedded' in (arg or '') or embedded_only:
+    assert config.data.source == 'embedded' and config.dtype == 'float32'
+  else:
+    assert config.data.name == 'imagenet2012' and config.data.eval_split == 'validation'
+    assert config.input.image_size is None  # the model's own train size
+    assert model.train_size >= 192
+
+
+@pytest.mark.parametrize('path', SINGLE, ids=os.path.basename)
+def test_single_config_loads_and_documents_itself(path):
   module = load(path)
   assert 'python -m effnet_jax.main' in module.__doc__ and 'Expected' in module.__doc__
-  embedded_only = path.endswith(EMBEDDED_ONLY)
+  config = module.get_config(None)
   if path.endswith(FOLDER_ONLY):
-    config = module.get_config(None)
     assert config.is_locked
     get_model_config(config.model, **set_overrides(config))
     assert config.data.source == 'folder' and '--config.init_from=' in module.__doc__
     assert '--config.data.train_folder=' in module.__doc__ and config.num_epochs > 0
     return
-  variants = [None] if embedded_only else [None, 'data=imagenet', 'data=embedded']
-  for arg in variants:
+  check_loaded(config, None, embedded_only=True)
+
+
+@pytest.mark.parametrize('case', VARIANTS + [c + ('fixed',) for c in V2_TWINS], ids=variant_id)
+def test_variant_loads_on_either_data_set(case):
+  family, variant, *fixed = case
+  module = load(family_file(family))
+  base = f'variant={variant}' + (',progressive=false' if fixed else '')
+  for arg in [base, f'{base},data=imagenet', f'{base},data=embedded']:
     config = module.get_config(arg)
-    assert config.is_locked
-    model = get_model_config(config.model, **set_overrides(config))  # overrides are valid
-    assert config.batch_size > 0 and config.num_epochs > 0
-    if arg == 'data=embedded' or arg is None and embedded_only:
-      assert config.data.source == 'embedded' and config.dtype == 'float32'
-    elif arg is not None or not embedded_only:
-      assert config.data.name == 'imagenet2012' and config.data.eval_split == 'validation'
-      assert config.input.image_size is None  # the model's own train size
-      assert model.train_size >= 192
+    check_loaded(config, arg)
+    assert config.model == f'{family}_{variant}'
+  assert module.get_config(base).to_dict() == module.get_config(
+      f'{base},data=imagenet').to_dict()  # imagenet is the default
 
 
-@pytest.mark.parametrize('path', RECIPES, ids=os.path.basename)
-def test_recipe_rejects_unknown_arguments(path):
+@pytest.mark.parametrize('family', list(recipes.FAMILIES))
+def test_family_config_rejects_unknown_arguments(family):
+  module = load(family_file(family))
+  variant = recipes.FAMILIES[family][1][0]
   with pytest.raises(ValueError, match='valid'):
-    load(path).get_config('data=cifar')
+    module.get_config(f'variant={variant},data=cifar')
   with pytest.raises(ValueError, match='unknown config argument'):
-    load(path).get_config('runlocal')
+    module.get_config(f'variant={variant},runlocal')
+  with pytest.raises(ValueError, match=re.escape(f"variant='b9x'; valid values: "
+                                                 f"{recipes.FAMILIES[family][1]}")):
+    module.get_config('variant=b9x')
+  with pytest.raises(ValueError, match='variant is required; valid values'):
+    module.get_config(None)
+  with pytest.raises(ValueError, match='variant is required'):
+    module.get_config('data=embedded')
 
 
 def test_official_hyper_parameters():
-  b0 = load(os.path.join(os.path.dirname(CONFIGS[0]), 'efficientnet_b0.py')).get_config()
+  b0 = load(family_file('efficientnet')).get_config('variant=b0')
   assert (b0.optimizer.name, b0.optimizer.base_learning_rate, b0.batch_size) == (
       'rmsprop_tf', 0.016, 2048)
   assert (b0.schedule.decay_rate, b0.schedule.decay_epochs, b0.schedule.warmup_epochs) == (
       0.97, 2.4, 5.0)
   assert (b0.optimizer.weight_decay, b0.optimizer.weight_decay_exclude, b0.ema_decay) == (
       1e-5, 'bn', 0.9999)
-  v2m = load(os.path.join(os.path.dirname(CONFIGS[0]), 'efficientnetv2_m.py')).get_config()
+  v2m = load(family_file('efficientnetv2')).get_config('variant=m')
   assert (v2m.augment.augment, v2m.augment.randaug_magnitude, v2m.augment.mixup_alpha) == (
       'randaugment', 15.0, 0.2)
   assert v2m.optimizer.weight_decay_exclude == 'bn_and_bias' and v2m.batch_size == 4096
-  rx = load(os.path.join(os.path.dirname(CONFIGS[0]), 'rexnet_100.py')).get_config()
+  rx = load(family_file('rexnet')).get_config('variant=100')
   assert (rx.optimizer.name, rx.optimizer.nesterov, rx.schedule.name, rx.batch_size) == (
       'sgd', True, 'cosine', 512)
   assert rx.optimizer.base_learning_rate * rx.batch_size / 256 == pytest.approx(0.5)
 
 
-def test_progressive_configs_and_their_fixed_twins():
-  import math
+@pytest.mark.parametrize('variant', list(recipes.EFFICIENTNETV2_VARIANTS))
+def test_progressive_variants_and_their_fixed_twins(variant):
   from effnet_jax.train.curriculum import build_stages
-  here = os.path.dirname(CONFIGS[0])
-  for name, sizes in [('efficientnetv2_s', [171, 214, 257, 300]),
-                      ('efficientnetv2_m', [192, 256, 320, 384]),
-                      ('efficientnetv2_b3', [156, 184, 212, 240])]:
-    config = load(os.path.join(here, f'{name}.py')).get_config()
-    fixed = load(os.path.join(here, f'{name}_fixed.py')).get_config() if 'b3' not in name else None
-    model = get_model_config(config.model)
-    stages = build_stages(config.curriculum, total_steps=107336, batch_size=config.batch_size,
-                          image_size=model.train_size,
-                          randaug_magnitude=config.augment.randaug_magnitude,
-                          mixup_alpha=config.augment.mixup_alpha,
-                          cutmix_alpha=config.augment.cutmix_alpha,
-                          dropout_rate=model.dropout_rate)
-    assert [s.image_size for s in stages] == sizes
-    if fixed is not None:
-      assert fixed.curriculum.num_stages == 0
-      config.curriculum.num_stages = 0
-      assert config.to_dict() == fixed.to_dict()  # the twins differ only in the curriculum
-  paper = load(os.path.join(here, 'efficientnetv2_s.py')).get_config('curriculum=paper')
+  module = load(family_file('efficientnetv2'))
+  config = module.get_config(f'variant={variant}')
+  fixed = module.get_config(f'variant={variant},progressive=false')
+  model = get_model_config(config.model)
+  stages = build_stages(config.curriculum, total_steps=107336, batch_size=config.batch_size,
+                        image_size=model.train_size,
+                        randaug_magnitude=config.augment.randaug_magnitude,
+                        mixup_alpha=config.augment.mixup_alpha,
+                        cutmix_alpha=config.augment.cutmix_alpha,
+                        dropout_rate=model.dropout_rate)
+  _, row = variant_rows(module.__doc__)[variant]
+  documented = [int(size) for size in row.split()[0].split('/')]  # the stage sizes column
+  assert [s.image_size for s in stages] == documented
+  assert fixed.curriculum.num_stages == 0
+  config.curriculum.num_stages = 0
+  assert config.to_dict() == fixed.to_dict()  # the twins differ only in the curriculum
+
+
+def test_paper_curriculum_values():
+  module = load(family_file('efficientnetv2'))
+  paper = module.get_config('variant=s,curriculum=paper')
   assert (paper.curriculum.schedule, paper.curriculum.randaug_magnitude_max,
           paper.curriculum.dropout_min, paper.curriculum.dropout_max) == ('paper', 15.0, 0.1, 0.3)
-  assert math.isclose(load(os.path.join(here, 'efficientnetv2_m.py')).get_config(
-      'curriculum=paper').curriculum.mixup_alpha_max, 0.2)
+  assert math.isclose(module.get_config('variant=m,curriculum=paper').curriculum.mixup_alpha_max,
+                      0.2)
+  assert module.get_config('variant=s,curriculum=code').to_dict() == module.get_config(
+      'variant=s').to_dict()
   with pytest.raises(ValueError, match='curriculum'):
-    load(os.path.join(here, 'efficientnetv2_s.py')).get_config('curriculum=linear')
+    module.get_config('variant=s,curriculum=linear')
+  with pytest.raises(ValueError, match='progressive=false'):
+    module.get_config('variant=s,progressive=false,curriculum=paper')
+  with pytest.raises(ValueError, match="progressive='no'; valid values"):
+    module.get_config('variant=s,progressive=no')
 
 
-def documented_specs(path):
-  """``path`` as its docstring launches it: without a config argument, and with every one its
-  commands give (``--config configs/x.py:data=embedded``)."""
+def documented_arguments(path):
+  """The config arguments the docstring's commands give ``path``
+  (``--config configs/x.py:data=embedded``)."""
   name = os.path.relpath(path, REPO)
-  arguments = re.findall(rf'--config {re.escape(name)}:([\w=,.]+)', load(path).__doc__)
-  return [name] + [f'{name}:{argument}' for argument in sorted(set(arguments))]
+  return sorted(set(re.findall(rf'--config {re.escape(name)}:([\w=,.]+)', load(path).__doc__)))
 
 
-@pytest.mark.parametrize('path', CONFIGS + ABLATIONS,
-                         ids=lambda path: os.path.relpath(path, os.path.join(REPO, 'configs')))
-def test_every_config_file_loads_as_documented_and_locked(path):
-  for spec in documented_specs(path):
-    _, _, arg = spec.partition(':')
-    config = load(path).get_config(arg or None)
+def check_as_documented(path, args):
+  name = os.path.relpath(path, REPO)
+  for arg in args:
+    config = load(path).get_config(arg)
+    spec = f'{name}:{arg}' if arg else name
     assert config.is_locked, spec  # so a key the file sets by mistake is an error in the file
     loaded = load_config_file(os.path.join(REPO, spec))  # as the command lines load it
     assert loaded.is_locked and loaded.to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize('path', SINGLE + ABLATIONS,
+                         ids=lambda path: os.path.relpath(path, os.path.join(REPO, 'configs')))
+def test_every_config_file_loads_as_documented_and_locked(path):
+  check_as_documented(path, [None] + documented_arguments(path))
+
+
+@pytest.mark.parametrize('case', VARIANTS, ids=variant_id)
+def test_every_variant_loads_as_documented_and_locked(case):
+  """Each command of the family's docstring, with its variant replaced by this one where the
+  command's other arguments apply to it."""
+  family, variant = case
+  path = family_file(family)
+  arguments = documented_arguments(path)
+  assert arguments and all(re.match(r'variant=\w+', a) for a in arguments)
+  check_as_documented(path, sorted({re.sub(r'^variant=\w+', f'variant={variant}', a)
+                                    for a in arguments}))
 
 
 def test_a_config_adds_keys_only_explicitly():

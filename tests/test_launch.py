@@ -51,9 +51,9 @@ def test_slurm_script_starts_every_task_and_requeues_a_preempted_job(tmp_path, e
   env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', SLURM_JOB_ID='40123',
              SLURM_JOB_NODELIST='gpu-node-[7-8]', SLURM_NTASKS='16', SLURM_JOB_NUM_NODES='2',
              SLURM_SUBMIT_DIR=REPO)
-  result = subprocess.run(['bash', 'launch/slurm_gpu.sh', '--config', 'configs/efficientnet_b0.py',
-                           '--workdir', '/shared/b0'], cwd=REPO, env=env, capture_output=True,
-                          text=True)
+  result = subprocess.run(['bash', 'launch/slurm_gpu.sh', '--config',
+                           'configs/efficientnet.py:variant=b0', '--workdir', '/shared/b0'],
+                          cwd=REPO, env=env, capture_output=True, text=True)
   assert result.returncode == exit_code, result.stderr
   calls = log.read_text().splitlines()
   srun = [c for c in calls if c.startswith('srun')]
@@ -120,9 +120,9 @@ def pod_command(tmp_path, *args) -> str:
 
 
 def test_tpu_pod_start_runs_the_trainer_on_every_worker(tmp_path):
-  call = pod_command(tmp_path, 'start', '--', '--config', 'configs/efficientnet_b0.py',
+  call = pod_command(tmp_path, 'start', '--', '--config', 'configs/efficientnet.py:variant=b0',
                      '--workdir', 'gs://bucket/b0')
-  assert ('-m effnet_jax.main --config configs/efficientnet_b0.py --workdir gs://bucket/b0 '
+  assert ('-m effnet_jax.main --config configs/efficientnet.py:variant=b0 --workdir gs://bucket/b0 '
           '--config.compilation_cache_dir=gs://bucket/b0/compilation_cache' in call)
 
   local, _ = tpu_pod(tmp_path, 'start', '--', '--workdir', '/tmp/run')

@@ -8,25 +8,25 @@
 
 Small: configs/curriculum_smoke.py (EfficientNetV2-B0 at φ = −8; 3 stages at 16, 24, 32 px with
 RandAugment and Mixup/CutMix ramps; 1 epoch) against its fixed-size twin at 32 px, evaluated
-every quarter epoch. scale=imagenet: configs/efficientnetv2_s.py (4 stages, 350 epochs) against
-efficientnetv2_s_fixed.py. Writes results.csv, curves.csv (one line per evaluation: step, epoch,
-train-step seconds, top-1) and progressive.png.
+every quarter epoch. scale=imagenet: configs/efficientnetv2.py:variant=s (4 stages, 350 epochs)
+against its fixed-size twin, configs/efficientnetv2.py:variant=s,progressive=false. Writes
+results.csv, curves.csv (one line per evaluation: step, epoch, train-step seconds, top-1) and
+progressive.png.
 Expected at ImageNet scale: the progressive run spends less train-step time for the same epochs
 at the same or better accuracy. At this scale one epoch is too short for that (the progressive
 run is evaluated at 32 px while its early stages train at 16/24 px). Measured results and wall
 time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of
-from effnet_jax.recipes import efficientnetv2
+from effnet_jax.recipes import efficientnetv2, efficientnetv2_config
 
 
 def get_config(arg=None):
   if scale_of(arg) == 'imagenet':
-    train = efficientnetv2('efficientnetv2_s', randaug_magnitude=10.0, mix_alpha=0.0,
-                           arg='data=imagenet')
+    train = efficientnetv2_config('variant=s')
   else:
     train = efficientnetv2('efficientnetv2_b0', randaug_magnitude=10.0, mix_alpha=0.2,
-                           arg='data=embedded')
+                           data='embedded')
     train.model_overrides.phi = -8.0
     train.curriculum.update(num_stages=3, image_sizes=(16, 24, 32))
     train.optimizer.update(name='adamw', base_learning_rate=0.004, weight_decay=0.05,

@@ -33,5 +33,5 @@ def train_config(scale: str, model: str, **small) -> ml_collections.ConfigDict:
   if scale == 'small':
     return small_train_config(model, **small)
   if model.startswith('rexnet'):
-    return recipes.rexnet(model, 'data=imagenet')
-  return recipes.efficientnet_v1(model, 'data=imagenet')
+    return recipes.rexnet(model)
+  return recipes.efficientnet_v1(model)

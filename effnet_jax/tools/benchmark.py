@@ -7,8 +7,8 @@
       --image_size 32 --dtype f32 --vs_timm              # the CPU case (docs/performance.md)
 
 ``train`` times the real train step of ``effnet_jax/train/step.py`` built as the trainer builds
-it (the model's recipe from ``configs/<model>.py``: optimizer, BN update, EMA, stochastic depth,
-Mixup/CutMix where the recipe has them, sharded over every device; curriculum off, the given
+it (the model's recipe, ``configs/<family>.py:variant=...``: optimizer, BN update, EMA, stochastic
+depth, Mixup/CutMix where the recipe has them, sharded over every device; curriculum off, the given
 size); ``infer`` the eval step. Inputs are random arrays already on the device (the input
 pipeline has its own benchmark: ``effnet_jax.tools.benchmark_input``); the weights are synthetic
 (kernels normal / sqrt(fan-in)), the optimizer state and EMA built from them by the recipe's
@@ -42,7 +42,6 @@ import collections
 import dataclasses
 import glob
 import gzip
-import importlib.util
 import json
 import os
 import re
@@ -56,14 +55,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from effnet_jax import cli
+from effnet_jax import cli, recipes
 from effnet_jax.config import base_config, set_overrides
 from effnet_jax.models import get_model_config
 
 MODES = ('train', 'infer')
 DTYPES = {'bf16': 'bfloat16', 'f32': 'float32'}
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'configs')
 NUM_CLASSES = 1000
 
 # Peak memory bandwidth (bytes/s) by device kind, most specific first.
@@ -176,18 +173,14 @@ def with_rates(result: Result, bandwidth: float | None) -> Result:
 
 def recipe_config(case: Case, overrides: dict | None = None,
                   device_randaugment: bool = False) -> ml_collections.ConfigDict:
-  """The model's recipe (``configs/<model>.py``, else the base config) at the case's batch,
-  size and dtype, fixed size (no curriculum), ``depthwise_impl='auto'`` (what the CPU configs
-  set; the grouped convolution on accelerators), with ``overrides`` as model overrides;
+  """The model's recipe (``recipes.model_recipe``: ``configs/<family>.py:variant=...``, else the
+  base config) at the case's batch, size and dtype, fixed size (no curriculum),
+  ``depthwise_impl='auto'`` (what the CPU configs set; the grouped convolution on accelerators),
+  with ``overrides`` as model overrides;
   ``device_randaugment``: uint8 batches, RandAugment (N=2, the recipe's magnitude) and
   normalization inside the train step (``augment.augment_on_device``)."""
-  path = os.path.join(CONFIG_DIR, f'{case.model}.py')
-  if os.path.exists(path):
-    spec = importlib.util.spec_from_file_location(f'_recipe_{case.model}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
-  else:
+  c = recipes.model_recipe(case.model)
+  if c is None:
     c = base_config()
     c.model = case.model
   c.curriculum.num_stages = 0
