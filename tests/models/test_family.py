@@ -136,3 +136,9 @@ def test_every_family_names_existing_weight_layouts():
   for family in map(get_family, list_families()):
     assert set(family.weight_layouts) <= set(SOURCES)
     assert set(family.weight_layouts.values()) <= set(convert.NAMINGS)
+
+
+def test_docs_describe_every_family():
+  from effnet_jax.tools import summary  # docs/models.md's text
+  for family in list_families():
+    assert f'| `{family}` | `{family}.py` |' in summary.DOC_HEADER
