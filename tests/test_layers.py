@@ -20,7 +20,7 @@ ALLOWED = {
     'checkpoints.py': (),
     'pretrained.py': ('effnet_jax.models', 'effnet_jax.checkpoints'),
     # the train step and the pieces the config configures: below the config and the builders
-    'train/step.py': ('effnet_jax.data.device_augment', 'effnet_jax.data.mix',
+    'train/step.py': ('effnet_jax.models', 'effnet_jax.data.device_augment', 'effnet_jax.data.mix',
                       'effnet_jax.train.ema'),
     'train/optim.py': (),
     'train/curriculum.py': (),

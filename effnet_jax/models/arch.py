@@ -5,8 +5,9 @@ A block string describes one stage entry, e.g. ``ir_r2_k3_s2_e6_c24_se0.25``:
 =========  ===================================================================
 token      meaning
 =========  ===================================================================
-``ir``     block type: ``ir`` MBConv (inverted residual; expand 1 = no expansion
-           conv), ``fu`` Fused-MBConv, ``lb`` ReXNet linear bottleneck
+``ir``     block type, registered by the module that defines the block
+           (:func:`register_block_type`): ``ir`` MBConv (inverted residual; expand 1 =
+           no expansion conv), ``fu`` Fused-MBConv, ``lb`` ReXNet linear bottleneck
 ``r2``     repeats (before depth scaling)
 ``k3``     kernel size of the depthwise (``ir``, ``lb``) or fused (``fu``) conv
 ``s2``     stride of the first block of the entry
@@ -31,7 +32,30 @@ import re
 from fractions import Fraction
 from typing import Sequence
 
-BLOCK_TYPES = ('ir', 'fu', 'lb')
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockType:
+  """How :func:`decode_arch` resolves the blocks of one block-type token."""
+  # squeeze-excitation width from the expanded channels (ReXNet), else from the block input
+  se_of_expanded: bool = False
+  # residual also where the block widens (the input is added to the first input-width channels)
+  partial_residual: bool = False
+
+
+# token -> rules; the families add theirs with register_block_type (effnet_jax.models.blocks
+# registers the Flax module beside it)
+BLOCK_TYPES: dict[str, BlockType] = {'ir': BlockType(), 'fu': BlockType()}
+
+
+def register_block_type(token: str, rules: BlockType = BlockType()) -> BlockType:
+  """Makes ``token`` a valid block type of block strings."""
+  if token in BLOCK_TYPES and BLOCK_TYPES[token] != rules:
+    raise ValueError(f'block type {token!r} registered twice with other rules')
+  if not re.fullmatch('[a-z]+', token):
+    raise ValueError(f'block type {token!r}: expected lowercase letters')
+  BLOCK_TYPES[token] = rules
+  return rules
 
 # EfficientNet compound-scaling constants (paper, Sec. 3.3): depth α, width β, resolution γ.
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
@@ -91,7 +115,7 @@ def decode_block_string(block_string: str) -> BlockArgs:
   block_type = tokens[0]
   if block_type not in BLOCK_TYPES:
     raise ValueError(f'block string {block_string!r}: unknown block type {block_type!r}; '
-                     f'expected one of {BLOCK_TYPES}')
+                     f'expected one of {tuple(BLOCK_TYPES)}')
   values: dict[str, str] = {}
   skip = True
   for token in tokens[1:]:
@@ -156,7 +180,7 @@ def scaled_resolution(base_resolution: int, resolution_mult: float, multiple: in
 def _se_channels(args: BlockArgs, in_channels: int, mid_channels: int) -> int:
   if not args.se_ratio:
     return 0
-  if args.block_type == 'lb':  # ReXNet: floor(expanded * ratio)
+  if BLOCK_TYPES[args.block_type].se_of_expanded:  # ReXNet: floor(expanded * ratio)
     return max(1, math.floor(mid_channels * args.se_ratio))
   return max(1, math.floor(in_channels * args.se_ratio))  # EfficientNet: int(input * ratio)
 
@@ -203,8 +227,8 @@ def decode_arch(stages: Sequence[Sequence[str]], stem_channels: int, width_mult:
     specs = []
     for args, cin, cout, stride in blocks:
       mid = cin * args.expand_ratio
-      if args.block_type == 'lb':
-        skip = args.skip and stride == 1 and cin <= cout  # partial residual
+      if BLOCK_TYPES[args.block_type].partial_residual:
+        skip = args.skip and stride == 1 and cin <= cout
       else:
         skip = args.skip and stride == 1 and cin == cout
       specs.append(BlockSpec(
@@ -217,50 +241,13 @@ def decode_arch(stages: Sequence[Sequence[str]], stem_channels: int, width_mult:
   return tuple(out)
 
 
-REXNET_LAYERS = (1, 2, 2, 3, 3, 5)  # blocks per stage at depth 1.0
-REXNET_STRIDES = (1, 2, 2, 2, 1, 2)  # first block of each stage
-REXNET_SE = (False, False, True, True, True, True)
+# ReXNet's schedule helpers live in effnet_jax.models.rexnet; these names stay importable here.
+_MOVED_TO_REXNET = ('REXNET_LAYERS', 'REXNET_STRIDES', 'REXNET_SE', 'rexnet_layers',
+                    'linear_bottleneck_stages', 'rexnet_stages')
 
 
-def rexnet_layers(depth_mult: float = 1.0) -> list[int]:
-  """Blocks per ReXNet stage: ``ceil(n * depth_mult)``."""
-  return [math.ceil(n * depth_mult) for n in REXNET_LAYERS]
-
-
-def linear_bottleneck_stages(channels: Sequence[int], layers: Sequence[int],
-                             se_ratio: str = '1/12') -> tuple[tuple[str, ...], ...]:
-  """ReXNet's stage layout (strides, SE flags, expansion 1 then 6) as ``lb`` block strings
-  with the given per-block output ``channels`` (final widths, one per block)."""
-  if len(channels) != sum(layers) or len(layers) != len(REXNET_LAYERS):
-    raise ValueError(f'{len(channels)} channels for {len(layers)} stages of {sum(layers)} '
-                     f'blocks; expected {len(REXNET_LAYERS)} stages and one width per block')
-  stages, block = [], 0
-  for stage_idx, n in enumerate(layers):
-    stage = []
-    for j in range(n):
-      stride = REXNET_STRIDES[stage_idx] if j == 0 else 1
-      expand = 1 if block == 0 else 6
-      s = f'lb_r1_k3_s{stride}_e{expand}_c{channels[block]}'
-      if REXNET_SE[stage_idx]:
-        s += f'_se{se_ratio}'
-      stage.append(s)
-      block += 1
-    stages.append(tuple(stage))
-  return tuple(stages)
-
-
-def rexnet_stages(width_mult: float, depth_mult: float = 1.0, initial_channels: int = 16,
-                  final_channels: int = 180, se_ratio: str = '1/12') -> tuple[tuple[str, ...], ...]:
-  """ReXNet's linear channel configuration as block strings with final widths.
-
-  Block ``i`` outputs ``round((16 + i * 180 / D) * w)`` channels (Python's
-  round-half-to-even, as the reference code), D = number of blocks.
-  """
-  layers = rexnet_layers(depth_mult)
-  depth = sum(layers)
-  base = initial_channels / width_mult if width_mult < 1.0 else initial_channels
-  channels = []
-  for _ in range(depth):
-    channels.append(int(round(base * width_mult)))
-    base += final_channels / (depth * 1.0)
-  return linear_bottleneck_stages(channels, layers, se_ratio)
+def __getattr__(name: str):
+  if name in _MOVED_TO_REXNET:
+    from effnet_jax.models import rexnet
+    return getattr(rexnet, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

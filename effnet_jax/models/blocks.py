@@ -1,16 +1,18 @@
-"""MBConv, Fused-MBConv and ReXNet's linear bottleneck, each built from a resolved BlockSpec."""
+"""The block modules of block strings: MBConv and Fused-MBConv (shared by the EfficientNet
+families) and the registry through which a family module adds its own (:func:`register_block`)."""
 from __future__ import annotations
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from effnet_jax.models import arch as arch_lib
 from effnet_jax.models.arch import BlockSpec
-from effnet_jax.models.layers import ConvBN, DropPath, LayerConfig, SqueezeExcite, get_activation
+from effnet_jax.models.layers import ConvBN, DropPath, LayerConfig, SqueezeExcite
 
 
-class _Block(nn.Module):
-  """Fields and helpers shared by all block types."""
+class Block(nn.Module):
+  """Fields and helpers shared by all block types (a family's own blocks subclass it)."""
   spec: BlockSpec
   activation: str = 'silu'
   layers: LayerConfig = LayerConfig()
@@ -24,7 +26,7 @@ class _Block(nn.Module):
 
   def residual(self, x: jax.Array, shortcut: jax.Array, train: bool) -> jax.Array:
     """Drop-path on the branch, then the shortcut added to the first input-width channels
-    (all of them unless the block widens, which only ReXNet's partial residual does)."""
+    (all of them unless the block widens: a partial residual)."""
     if not self.spec.skip:
       return x
     x = DropPath(self.spec.drop_path_rate, name='drop_path')(x, train)
@@ -37,7 +39,7 @@ class _Block(nn.Module):
                             jax.lax.slice_in_dim(x, cin, None, axis=-1)], axis=-1)
 
 
-class MBConv(_Block):
+class MBConv(Block):
   """Inverted residual: [1x1 expand -> BN -> act] -> kxk depthwise -> BN -> act -> [SE] ->
   1x1 project -> BN -> [drop-path + residual]. Expand ratio 1 has no expansion conv."""
 
@@ -55,7 +57,7 @@ class MBConv(_Block):
     return self.residual(x, shortcut, train)
 
 
-class FusedMBConv(_Block):
+class FusedMBConv(Block):
   """Fused-MBConv (EfficientNetV2): kxk conv (stride) -> BN -> act -> [SE] -> 1x1 project ->
   BN -> [residual]. With expand ratio 1 a single kxk conv -> BN -> act."""
 
@@ -75,23 +77,20 @@ class FusedMBConv(_Block):
     return self.residual(x, shortcut, train)
 
 
-class LinearBottleneck(_Block):
-  """ReXNet block: [1x1 expand -> BN -> act] -> 3x3 depthwise -> BN -> [SE with BN, ReLU] ->
-  ReLU6 -> 1x1 project -> BN -> partial residual (the input is added to the first
-  ``in_channels`` outputs only)."""
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    s = self.spec
-    shortcut = x
-    if s.expand_ratio != 1:
-      x = self.conv_bn(s.mid_channels, 'expand', activation=self.activation)(x, train)
-    x = self.conv_bn(s.mid_channels, 'dw', s.kernel_size, s.stride, depthwise=True)(x, train)
-    if s.se_channels:
-      x = self.squeeze_excite('relu', use_bn=True)(x, train)
-    x = get_activation('relu6')(x)
-    x = self.conv_bn(s.out_channels, 'project')(x, train)
-    return self.residual(x, shortcut, train)
+# token -> Flax module; effnet_jax.models.network.Stage builds every block through it
+BLOCKS: dict[str, type[Block]] = {}
 
 
-BLOCKS = {'ir': MBConv, 'fu': FusedMBConv, 'lb': LinearBottleneck}
+def register_block(token: str, module: type[Block],
+                   rules: arch_lib.BlockType = arch_lib.BlockType()) -> type[Block]:
+  """Makes ``token`` a block type of block strings (``{token}_r1_k3_...``) built as ``module``;
+  ``rules`` say how :func:`arch.decode_arch` resolves its SE width and residual."""
+  if BLOCKS.get(token, module) is not module:
+    raise ValueError(f'block type {token!r} registered twice')
+  arch_lib.register_block_type(token, rules)
+  BLOCKS[token] = module
+  return module
+
+
+register_block('ir', MBConv)
+register_block('fu', FusedMBConv)

@@ -1,13 +1,15 @@
-"""EfficientNet V1 (B0-B7, B8, L2), EfficientNet-Lite and EfficientNetV2 definitions.
+"""The EfficientNet family (V1: B0-B7, B8, L2) and the scaling rules of the EfficientNet families.
 
-Block tables and per-variant coefficients follow the official code (tensorflow/tpu
-efficientnet_builder.py / lite/efficientnet_lite_builder.py, google/automl
-efficientnetv2/effnetv2_configs.py); the tables with their sources: docs/reference.md,
-'Architectures'.
+Blocks: MBConv (``effnet_jax.models.blocks``). Block tables and per-variant coefficients follow
+the official code (tensorflow/tpu efficientnet_builder.py); the tables with their sources:
+docs/reference.md, 'Architectures'. EfficientNet-Lite (``efficientnet_lite``) and EfficientNetV2
+(``efficientnetv2``) reuse the resolve hooks defined here.
 """
 from __future__ import annotations
 
-from effnet_jax.models.registry import ModelConfig, register
+from effnet_jax.models import arch as arch_lib
+from effnet_jax.models import network
+from effnet_jax.models.registry import Family, ModelConfig, register, register_family
 
 # EfficientNet-B0 (tensorflow/tpu _DEFAULT_BLOCKS_ARGS), one stage per entry.
 V1_BASE = (
@@ -19,20 +21,12 @@ V1_BASE = (
     ('ir_r4_k5_s2_e6_c192_se0.25',),
     ('ir_r1_k3_s1_e6_c320_se0.25',),
 )
-# EfficientNet-Lite: the same blocks without squeeze-excitation.
-LITE_BASE = tuple(tuple(s.replace('_se0.25', '') for s in stage) for stage in V1_BASE)
-
 # (width, depth, resolution, head dropout) — tensorflow/tpu efficientnet_params.
 V1_PARAMS = {
     'b0': (1.0, 1.0, 224, 0.2), 'b1': (1.0, 1.1, 240, 0.2), 'b2': (1.1, 1.2, 260, 0.3),
     'b3': (1.2, 1.4, 300, 0.3), 'b4': (1.4, 1.8, 380, 0.4), 'b5': (1.6, 2.2, 456, 0.4),
     'b6': (1.8, 2.6, 528, 0.5), 'b7': (2.0, 3.1, 600, 0.5), 'b8': (2.2, 3.6, 672, 0.5),
     'l2': (4.3, 5.3, 800, 0.5),
-}
-# tensorflow/tpu efficientnet_lite_params.
-LITE_PARAMS = {
-    'lite0': (1.0, 1.0, 224, 0.2), 'lite1': (1.0, 1.1, 240, 0.2), 'lite2': (1.1, 1.2, 260, 0.3),
-    'lite3': (1.2, 1.4, 280, 0.3), 'lite4': (1.4, 1.8, 300, 0.3),
 }
 
 
@@ -41,61 +35,53 @@ def tf_crop_fraction(size: int) -> float:
   return size / (size + 32)
 
 
+# The resolve hooks of the EfficientNet families: widths scaled by width_mult and rounded to
+# multiples of 8 (round_limit: V1's 10 % rule, 0 for V2), repeats by ceil(depth_mult * r);
+# fix_stem_head / fix_first_last_repeats (EfficientNet-Lite) keep those unscaled.
+
+def stem_channels(config: ModelConfig) -> int:
+  if config.fix_stem_head:
+    return config.stem_channels
+  return arch_lib.round_filters(config.stem_channels, config.width_mult,
+                                round_limit=config.round_limit)
+
+
+def head_channels(config: ModelConfig) -> int:
+  if config.fix_stem_head:
+    return config.head_channels
+  return arch_lib.round_filters(config.head_channels, config.width_mult,
+                                round_limit=config.round_limit)
+
+
+def block_strings(config: ModelConfig) -> tuple[tuple[str, ...], ...]:
+  return config.stages
+
+
+def resolved_arch(config: ModelConfig) -> tuple[tuple[arch_lib.BlockSpec, ...], ...]:
+  return arch_lib.decode_arch(
+      config.block_strings(), config.resolved_stem_channels(), width_mult=config.width_mult,
+      depth_mult=config.depth_mult, round_limit=config.round_limit,
+      fix_first_last_repeats=config.fix_first_last_repeats,
+      drop_path_rate=config.drop_path_rate)
+
+
+def tpu_bn_group_size(num_devices: int) -> int:
+  """tensorflow/tpu: BN statistics per core up to 8 cores, else groups of max(8, n // 8)."""
+  return 1 if num_devices <= 8 else max(8, num_devices // 8)
+
+
+RESOLVE_HOOKS = dict(stem_channels=stem_channels, head_channels=head_channels,
+                     block_strings=block_strings, arch=resolved_arch)
+
+FAMILY = register_family(Family(
+    name='efficientnet', build=network.build, bn_group_size=tpu_bn_group_size,
+    weight_layouts={'timm': 'timm_efficientnet', 'keras': 'keras_efficientnet',
+                    'tf': 'tensorflow', 'lukemelas': 'lukemelas'},
+    **RESOLVE_HOOKS))
+
 for _variant, (_w, _d, _res, _drop) in V1_PARAMS.items():
   register(ModelConfig(
       name=f'efficientnet_{_variant}', family='efficientnet', stages=V1_BASE, width_mult=_w,
       depth_mult=_d, stem_channels=32, head_channels=1280, round_limit=0.9, bn_momentum=0.99,
       dropout_rate=_drop, drop_path_rate=0.2, train_size=_res, eval_size=_res,
       crop_fraction=tf_crop_fraction(_res), interpolation='bicubic'))
-
-for _variant, (_w, _d, _res, _drop) in LITE_PARAMS.items():
-  register(ModelConfig(
-      name=f'efficientnet_{_variant}', family='efficientnet_lite', stages=LITE_BASE,
-      width_mult=_w, depth_mult=_d, fix_stem_head=True, fix_first_last_repeats=True,
-      activation='relu6', bn_momentum=0.99, dropout_rate=_drop, drop_path_rate=0.2,
-      train_size=_res, eval_size=_res, crop_fraction=tf_crop_fraction(_res),
-      interpolation='bicubic', mean=(127 / 255,) * 3, std=(128 / 255,) * 3))
-
-# EfficientNetV2 (google/automl effnetv2_configs.py). S/M/L/XL block lists are already scaled.
-V2_STAGES = {
-    's': (('fu_r2_k3_s1_e1_c24',), ('fu_r4_k3_s2_e4_c48',), ('fu_r4_k3_s2_e4_c64',),
-          ('ir_r6_k3_s2_e4_c128_se0.25',), ('ir_r9_k3_s1_e6_c160_se0.25',),
-          ('ir_r15_k3_s2_e6_c256_se0.25',)),
-    'm': (('fu_r3_k3_s1_e1_c24',), ('fu_r5_k3_s2_e4_c48',), ('fu_r5_k3_s2_e4_c80',),
-          ('ir_r7_k3_s2_e4_c160_se0.25',), ('ir_r14_k3_s1_e6_c176_se0.25',),
-          ('ir_r18_k3_s2_e6_c304_se0.25',), ('ir_r5_k3_s1_e6_c512_se0.25',)),
-    'l': (('fu_r4_k3_s1_e1_c32',), ('fu_r7_k3_s2_e4_c64',), ('fu_r7_k3_s2_e4_c96',),
-          ('ir_r10_k3_s2_e4_c192_se0.25',), ('ir_r19_k3_s1_e6_c224_se0.25',),
-          ('ir_r25_k3_s2_e6_c384_se0.25',), ('ir_r7_k3_s1_e6_c640_se0.25',)),
-    'xl': (('fu_r4_k3_s1_e1_c32',), ('fu_r8_k3_s2_e4_c64',), ('fu_r8_k3_s2_e4_c96',),
-           ('ir_r16_k3_s2_e4_c192_se0.25',), ('ir_r24_k3_s1_e6_c256_se0.25',),
-           ('ir_r32_k3_s2_e6_c512_se0.25',), ('ir_r8_k3_s1_e6_c640_se0.25',)),
-}
-V2_BASE = (('fu_r1_k3_s1_e1_c16',), ('fu_r2_k3_s2_e4_c32',), ('fu_r2_k3_s2_e4_c48',),
-           ('ir_r3_k3_s2_e4_c96_se0.25',), ('ir_r5_k3_s1_e6_c112_se0.25',),
-           ('ir_r8_k3_s2_e6_c192_se0.25',))
-V2_STEM = {'s': 24, 'm': 24, 'l': 32, 'xl': 32}
-
-# (width, depth, train size, eval size, dropout) — automl efficientnetv2_params.
-V2_PARAMS = {
-    's': (1.0, 1.0, 300, 384, 0.2), 'm': (1.0, 1.0, 384, 480, 0.3),
-    'l': (1.0, 1.0, 384, 480, 0.4), 'xl': (1.0, 1.0, 384, 512, 0.4),
-    'b0': (1.0, 1.0, 192, 224, 0.2), 'b1': (1.0, 1.1, 192, 240, 0.2),
-    'b2': (1.1, 1.2, 208, 260, 0.3), 'b3': (1.2, 1.4, 240, 300, 0.3),
-}
-
-for _variant, (_w, _d, _train, _eval, _drop) in V2_PARAMS.items():
-  _big = _variant in V2_STAGES
-  # S/M/L/XL: official (x - 128) / 128 inputs, bilinear, no eval crop at >= 320 px ("squash").
-  # B0-B3: the V1 pipeline (bicubic, ImageNet mean/std, crop padding 32).
-  _squash = _big and _eval >= 320
-  register(ModelConfig(
-      name=f'efficientnetv2_{_variant}', family='efficientnetv2',
-      stages=V2_STAGES[_variant] if _big else V2_BASE, width_mult=_w, depth_mult=_d,
-      stem_channels=V2_STEM.get(_variant, 32), head_channels=1280, round_limit=0.0,
-      bn_momentum=0.9,  # released code; the paper states 0.99 (override bn_momentum)
-      dropout_rate=_drop, drop_path_rate=0.2, train_size=_train, eval_size=_eval,
-      crop_fraction=1.0 if _squash else tf_crop_fraction(_eval),
-      crop_mode='squash' if _squash else 'center',
-      interpolation='bilinear' if _big else 'bicubic',
-      **(dict(mean=(128 / 255,) * 3, std=(128 / 255,) * 3) if _big else {})))

@@ -1,7 +1,8 @@
-"""The network skeleton every family shares: stem -> stages of blocks -> head -> classifier.
+"""The stem -> stages of blocks -> head -> classifier skeleton of the convolutional families.
 
 EfficientNet V1/V2/Lite and ReXNet differ only in their resolved block specs and a few
-settings (activation, padding, BN constants), so one pure-functional module serves all.
+settings (activation, padding, BN constants), so one pure-functional module serves all: their
+``Family.build`` is :func:`build`, which reads the family's resolve hooks through the config.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 from effnet_jax.models.arch import BlockSpec
 from effnet_jax.models.blocks import BLOCKS
 from effnet_jax.models.layers import ConvBN, LayerConfig, dense_init
+from effnet_jax.models.registry import ModelConfig, get_dtype
 
 
 class Stage(nn.Module):
@@ -85,3 +87,21 @@ class EfficientNet(nn.Module):
 
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     return self.forward_head(self.forward_features(images, train)['head'], train)
+
+
+def layer_config(config: ModelConfig) -> LayerConfig:
+  """The padding, BN, depthwise and dtype settings of ``config`` for the shared layers."""
+  return LayerConfig(
+      padding=config.padding, bn_momentum=config.bn_momentum, bn_eps=config.bn_eps,
+      bn_axis_name=config.bn_axis_name, depthwise_impl=config.depthwise_impl,
+      dtype=get_dtype(config.dtype), param_dtype=get_dtype(config.param_dtype))
+
+
+def build(config: ModelConfig) -> EfficientNet:
+  """The skeleton with the blocks and widths the config's family resolves (``Family.build``
+  of every stem/stages/head family)."""
+  return EfficientNet(
+      arch=config.resolved_arch(), stem_channels=config.resolved_stem_channels(),
+      head_channels=config.resolved_head_channels(), num_classes=config.num_classes,
+      activation=config.activation, dropout_rate=config.dropout_rate,
+      layers=layer_config(config))

@@ -1,15 +1,21 @@
-"""Model registry: names -> architecture + metadata, and the public construction API."""
+"""Model registry: names -> (family, architecture + metadata), and the public construction API.
+
+Every model belongs to a :class:`Family`, registered by the family's own module
+(``effnet_jax.models.efficientnet``, ``efficientnet_lite``, ``efficientnetv2``, ``rexnet``): the
+module defines its blocks, its special cases and its variants; this module and the rest of the
+code base only call the family's hooks, so a new family touches no shared code.
+"""
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any
+from typing import Any, Callable, Mapping
 
+import flax.linen as nn
 import jax.numpy as jnp
 
 from effnet_jax.models import arch as arch_lib
-from effnet_jax.models.layers import ACTIVATIONS, DEPTHWISE_IMPLS, PADDINGS, LayerConfig
-from effnet_jax.models.network import EfficientNet
+from effnet_jax.models.layers import ACTIVATIONS, DEPTHWISE_IMPLS, PADDINGS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,10 +33,10 @@ class ModelConfig:
   Every field can be overridden through ``create_model(name, **overrides)``.
   """
   name: str
-  family: str  # efficientnet | efficientnet_lite | efficientnetv2 | rexnet
-  # Architecture.
+  family: str  # a registered Family: efficientnet | efficientnet_lite | efficientnetv2 | rexnet
+  # Architecture (read by the family's hooks; a family may leave fields unused).
   # base block strings; ReXNet: generated from width/depth unless given (final widths, as
-  # arch.linear_bottleneck_stages writes them)
+  # rexnet.linear_bottleneck_stages writes them)
   stages: tuple[tuple[str, ...], ...] = ()
   width_mult: float = 1.0
   depth_mult: float = 1.0
@@ -60,42 +66,95 @@ class ModelConfig:
   std: tuple[float, float, float] = IMAGENET_STD
 
   def resolved_stem_channels(self) -> int:
-    if self.family == 'rexnet':
-      stem = 32 / self.width_mult if self.width_mult < 1.0 else 32
-      return int(round(stem * self.width_mult))
-    if self.fix_stem_head:
-      return self.stem_channels
-    return arch_lib.round_filters(self.stem_channels, self.width_mult, round_limit=self.round_limit)
+    """Stem width after the family's scaling rules."""
+    return self._hook('stem_channels')
 
   def resolved_head_channels(self) -> int:
-    if self.family == 'rexnet':
-      return int(self.head_channels * self.width_mult)
-    if self.fix_stem_head:
-      return self.head_channels
-    return arch_lib.round_filters(self.head_channels, self.width_mult, round_limit=self.round_limit)
+    """Head conv width after the family's scaling rules."""
+    return self._hook('head_channels')
 
   def block_strings(self) -> tuple[tuple[str, ...], ...]:
-    if self.family == 'rexnet' and not self.stages:  # the linear schedule of width_mult
-      return arch_lib.rexnet_stages(self.width_mult, self.depth_mult)
-    return self.stages
+    """Block strings of the stages before width/depth scaling (see :mod:`arch`)."""
+    return self._hook('block_strings')
 
   def resolved_arch(self) -> tuple[tuple[arch_lib.BlockSpec, ...], ...]:
-    rexnet = self.family == 'rexnet'
-    return arch_lib.decode_arch(
-        self.block_strings(), self.resolved_stem_channels(),
-        width_mult=1.0 if rexnet else self.width_mult,
-        depth_mult=1.0 if rexnet else self.depth_mult,  # ReXNet strings are already scaled
-        round_limit=self.round_limit, fix_first_last_repeats=self.fix_first_last_repeats,
-        round_channels=not rexnet, drop_path_rate=self.drop_path_rate)
+    """Resolved blocks, one tuple per stage (see ``arch.decode_arch``)."""
+    return self._hook('arch')
 
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+  def _hook(self, hook: str):
+    fn = getattr(get_family(self.family), hook)
+    if fn is None:
+      raise ValueError(f'{self.name}: the {self.family} family is not a stem/stages/head '
+                       f'network (its Family has no {hook} hook)')
+    return fn(self)
+
+
+def official_bn_per_device(num_devices: int) -> int:
+  """BN statistics per device: the official recipe of families trained without SyncBN."""
+  del num_devices
+  return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """A model family: what the shared code needs of it, defined by the family's own module.
+
+  Attributes:
+    name: the ``ModelConfig.family`` value of its models.
+    build: ``config -> Flax module`` (:func:`build_model` calls it). Stem/stages/head CNNs
+      use ``effnet_jax.models.network.build``.
+    bn_group_size: ``number of devices -> devices per BatchNorm group`` of the official
+      recipe (``bn_group_size`` unset in the training config; ``train.step``).
+    weight_layouts: ``{source zoo: naming}`` — the layer-naming scheme of this family's
+      weights in each zoo ``tools.convert`` reads (a key of its ``NAMINGS``).
+    stem_channels, head_channels, block_strings, arch: ``config -> value`` hooks behind
+      ``ModelConfig.resolved_stem_channels``, ``resolved_head_channels``, ``block_strings``,
+      ``resolved_arch``; ``None`` for families that are not stem/stages/head networks.
+    architecture: ``config -> dict`` of what the weights compute with (compared before
+      fine-tuning from other weights); ``None``: the resolve hooks' blocks and widths.
+  """
+  name: str
+  build: Callable[[ModelConfig], nn.Module]
+  bn_group_size: Callable[[int], int] = official_bn_per_device
+  weight_layouts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  stem_channels: Callable[[ModelConfig], int] | None = None
+  head_channels: Callable[[ModelConfig], int] | None = None
+  block_strings: Callable[[ModelConfig], tuple[tuple[str, ...], ...]] | None = None
+  arch: Callable[[ModelConfig], tuple[tuple[arch_lib.BlockSpec, ...], ...]] | None = None
+  architecture: Callable[[ModelConfig], dict[str, Any]] | None = None
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+  """Makes ``family`` known; its models can then be registered with :func:`register`."""
+  if family.name in _FAMILIES:
+    raise ValueError(f'model family {family.name!r} registered twice')
+  _FAMILIES[family.name] = family
+  return family
+
+
+def get_family(name: str) -> Family:
+  """The registered :class:`Family` called ``name``."""
+  try:
+    return _FAMILIES[name]
+  except KeyError:
+    raise ValueError(f'unknown model family {name!r}{_closest(name, _FAMILIES)}; families: '
+                     f'{", ".join(_FAMILIES)}') from None
+
+
+def list_families() -> list[str]:
+  """Registered family names in registration order."""
+  return list(_FAMILIES)
 
 
 _REGISTRY: dict[str, ModelConfig] = {}
 
 
 def register(config: ModelConfig) -> ModelConfig:
+  """Adds a model under ``config.name``; its family must be registered first."""
+  get_family(config.family)
   if config.name in _REGISTRY:
     raise ValueError(f'model {config.name!r} registered twice')
   _REGISTRY[config.name] = config
@@ -171,18 +230,11 @@ def _validate(config: ModelConfig) -> None:
   get_dtype(config.param_dtype)
 
 
-def build_model(config: ModelConfig) -> EfficientNet:
-  """The Flax module for a (possibly overridden) config."""
-  return EfficientNet(
-      arch=config.resolved_arch(), stem_channels=config.resolved_stem_channels(),
-      head_channels=config.resolved_head_channels(), num_classes=config.num_classes,
-      activation=config.activation, dropout_rate=config.dropout_rate,
-      layers=LayerConfig(
-          padding=config.padding, bn_momentum=config.bn_momentum, bn_eps=config.bn_eps,
-          bn_axis_name=config.bn_axis_name, depthwise_impl=config.depthwise_impl,
-          dtype=get_dtype(config.dtype), param_dtype=get_dtype(config.param_dtype)))
+def build_model(config: ModelConfig) -> nn.Module:
+  """The Flax module for a (possibly overridden) config, built by its family."""
+  return get_family(config.family).build(config)
 
 
-def create_model(name: str, num_classes: int = 1000, **overrides) -> EfficientNet:
+def create_model(name: str, num_classes: int = 1000, **overrides) -> nn.Module:
   """A registered model as a Flax linen module; see :class:`ModelConfig` for overrides."""
   return build_model(get_model_config(name, num_classes=num_classes, **overrides))

@@ -32,7 +32,7 @@ import numpy as np
 
 from effnet_jax import cli
 from effnet_jax.models.arch import BlockSpec
-from effnet_jax.models.registry import ModelConfig, build_model, get_model_config
+from effnet_jax.models.registry import ModelConfig, build_model, get_family, get_model_config
 from effnet_jax.tools.weight_files import (SOURCES, TF_BN_VARIABLES, ConversionError,
                                            read_source)
 
@@ -306,15 +306,29 @@ class _Lukemelas(_Naming):
             'project': (p + '_project_conv', p + '_bn2')}
 
 
+def _tensorflow(state_dict: Mapping[str, Any]) -> _TensorFlow:
+  tpu = any('tpu_batch_normalization' in k for k in state_dict)
+  return _TensorFlow('tpu_batch_normalization' if tpu else 'batch_normalization')
+
+
+# The layer-naming schemes, by the key a family names in Family.weight_layouts per source zoo
+# (a family owns which scheme its weights follow; this module owns the schemes).
+NAMINGS: dict[str, Callable[[Mapping[str, Any]], _Naming]] = {
+    'timm_efficientnet': lambda state_dict: _TimmEfficientNet(),
+    'timm_rexnet': lambda state_dict: _TimmReXNet(),
+    'keras_efficientnet': lambda state_dict: _Keras(v2=False),
+    'keras_efficientnetv2': lambda state_dict: _Keras(v2=True),
+    'tensorflow': _tensorflow,
+    'lukemelas': lambda state_dict: _Lukemelas(),
+}
+
+
 def _naming(source: str, config: ModelConfig, state_dict: Mapping[str, Any]) -> _Naming:
-  if source == 'timm':
-    return _TimmReXNet() if config.family == 'rexnet' else _TimmEfficientNet()
-  if source == 'keras':
-    return _Keras(v2=config.family == 'efficientnetv2')
-  if source == 'tf':
-    tpu = any('tpu_batch_normalization' in k for k in state_dict)
-    return _TensorFlow('tpu_batch_normalization' if tpu else 'batch_normalization')
-  return _Lukemelas()
+  layouts = get_family(config.family).weight_layouts
+  if source not in layouts:
+    raise ConversionError(f'no {source} weight layout for the {config.family} family '
+                          f'(it has: {", ".join(layouts) or "none"})')
+  return NAMINGS[layouts[source]](state_dict)
 
 
 # ---------------------------------------------------------------------------------------------

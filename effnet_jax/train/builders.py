@@ -81,10 +81,9 @@ def check_config(config: ml_collections.ConfigDict) -> ModelConfig:
 
 
 def mesh_for(config: ml_collections.ConfigDict, mcfg: ModelConfig) -> jax.sharding.Mesh:
-  """The ('data', 'bn') mesh over every device, with the config's BN groups (``-1``: the
-  model family's official grouping)."""
-  group = -1 if config.bn_group_size is None else config.bn_group_size
-  return make_mesh(resolve_bn_group_size(group, jax.device_count(), mcfg.family))
+  """The ('data', 'bn') mesh over every device, with the config's BN groups (unset: the model
+  family's official grouping)."""
+  return make_mesh(resolve_bn_group_size(config.bn_group_size, jax.device_count(), mcfg.family))
 
 
 def create_optimizer(config: ml_collections.ConfigDict, plan: RunPlan, params, stages=None):

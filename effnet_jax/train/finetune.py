@@ -15,18 +15,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from effnet_jax.checkpoints import check_compatible
-from effnet_jax.models.registry import ModelConfig
+from effnet_jax.models.registry import ModelConfig, get_family
 
 HEAD = 'classifier'
 
 
 def architecture(config: ModelConfig) -> dict[str, Any]:
-  """What the weights of ``config`` compute with (regularisation and metadata left out)."""
-  return {'family': config.family,
-          'blocks': dataclasses.replace(config, drop_path_rate=0.0).resolved_arch(),
-          'stem_channels': config.resolved_stem_channels(),
-          'head_channels': config.resolved_head_channels(),
-          'activation': config.activation, 'padding': config.padding, 'bn_eps': config.bn_eps}
+  """What the weights of ``config`` compute with (regularisation and metadata left out): the
+  family's ``architecture`` hook, by default its resolved blocks and stem/head widths."""
+  family = get_family(config.family)
+  if family.architecture is not None:
+    described = family.architecture(config)
+  else:
+    described = {'blocks': dataclasses.replace(config, drop_path_rate=0.0).resolved_arch(),
+                 'stem_channels': config.resolved_stem_channels(),
+                 'head_channels': config.resolved_head_channels()}
+  return {'family': config.family, **described, 'activation': config.activation,
+          'padding': config.padding, 'bn_eps': config.bn_eps}
 
 
 def check_architecture(run: ModelConfig, weights: ModelConfig, path: str) -> None:

@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from effnet_jax.data import device_augment
 from effnet_jax.data.mix import mixup_cutmix
+from effnet_jax.models.registry import get_family
 from effnet_jax.train.ema import ema_decay, ema_update
 
 MESH_AXES = ('data', 'bn')
@@ -43,25 +44,21 @@ class TrainState:
   ema_batch_stats: Any
 
 
-def resolve_bn_group_size(bn_group_size: int, num_devices: int, family: str) -> int:
+def resolve_bn_group_size(bn_group_size: int | None, num_devices: int, family: str) -> int:
   """Number of devices whose BN statistics are averaged together.
 
-  ``0``: all devices; ``1``: per device; ``N``: groups of N; ``-1``: the official recipe —
-  EfficientNet V1 (tensorflow/tpu): per core up to 8 cores, else groups of max(8, n // 8);
-  EfficientNetV2 (automl): groups of min(8, n); ReXNet (timm, no SyncBN): per device.
+  ``0``: all devices; ``1``: per device; ``N``: groups of N; None: the official recipe of the
+  model family (``Family.bn_group_size``) — e.g. EfficientNet V1 (tensorflow/tpu): per core up
+  to 8 cores, else groups of max(8, n // 8); EfficientNetV2 (automl): groups of min(8, n);
+  ReXNet (timm, no SyncBN): per device.
   """
-  if bn_group_size == -1:
-    if family in ('efficientnet', 'efficientnet_lite'):
-      bn_group_size = 1 if num_devices <= 8 else max(8, num_devices // 8)
-    elif family == 'efficientnetv2':
-      bn_group_size = min(8, num_devices)
-    else:
-      bn_group_size = 1
+  if bn_group_size is None:
+    bn_group_size = get_family(family).bn_group_size(num_devices)
   if bn_group_size == 0:
     return num_devices
   if bn_group_size < 0 or num_devices % bn_group_size:
-    raise ValueError(f'bn_group_size={bn_group_size} must be -1, 0 or divide the number of '
-                     f'devices ({num_devices})')
+    raise ValueError(f'bn_group_size={bn_group_size} must be unset (the official groups), 0 or '
+                     f'divide the number of devices ({num_devices})')
   return bn_group_size
 
 

@@ -124,11 +124,11 @@ def test_bn_groups_of_two():
 def test_resolve_bn_group_size():
   assert resolve_bn_group_size(0, 8, 'efficientnet') == 8
   assert resolve_bn_group_size(1, 8, 'efficientnet') == 1
-  assert resolve_bn_group_size(-1, 8, 'efficientnet') == 1  # V1: per core up to 8 cores
-  assert resolve_bn_group_size(-1, 1024, 'efficientnet') == 128  # max(8, n // 8)
-  assert resolve_bn_group_size(-1, 32, 'efficientnetv2') == 8  # min(8, n)
-  assert resolve_bn_group_size(-1, 4, 'efficientnetv2') == 4
-  assert resolve_bn_group_size(-1, 4, 'rexnet') == 1
+  assert resolve_bn_group_size(None, 8, 'efficientnet') == 1  # V1: per core up to 8 cores
+  assert resolve_bn_group_size(None, 1024, 'efficientnet') == 128  # max(8, n // 8)
+  assert resolve_bn_group_size(None, 32, 'efficientnetv2') == 8  # min(8, n)
+  assert resolve_bn_group_size(None, 4, 'efficientnetv2') == 4
+  assert resolve_bn_group_size(None, 4, 'rexnet') == 1
   with pytest.raises(ValueError, match='divide'):
     resolve_bn_group_size(3, 8, 'efficientnet')
 
