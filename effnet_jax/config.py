@@ -24,7 +24,7 @@ from ml_collections import config_dict
 # ModelConfig fields the trainer sets itself (from the data set, the mesh and config.dtype), and
 # the input metadata a config sets in its ``input`` section instead.
 _TRAINER_SET = ('name', 'family', 'num_classes', 'dtype', 'bn_axis_name')
-_INPUT_METADATA = ('train_size', 'eval_size', 'crop_fraction', 'crop_mode', 'interpolation',
+_INPUT_METADATA = ('image_size', 'eval_image_size', 'crop_fraction', 'crop_mode', 'interpolation',
                    'mean', 'std')
 
 # Keys of earlier config layouts -> where the setting is now (a config or flag that sets the old

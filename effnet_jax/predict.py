@@ -60,7 +60,7 @@ def class_labels(num_classes: int, class_names: Iterable[str] | None = None) -> 
 def eval_preprocessing(mcfg, image_size: int = 0):
   """The evaluation ``Preprocessing`` of a ``ModelConfig`` (at ``image_size`` if given)."""
   from effnet_jax.data import Preprocessing
-  size = image_size or mcfg.eval_size
+  size = image_size or mcfg.eval_image_size
   return Preprocessing(image_size=size, eval_image_size=size, crop_fraction=mcfg.crop_fraction,
                        crop_mode=mcfg.crop_mode, interpolation=mcfg.interpolation,
                        mean=tuple(mcfg.mean), std=tuple(mcfg.std))
@@ -83,7 +83,7 @@ def _pillow_rgb(path: str, encoded: bytes, max_image_pixels: int) -> np.ndarray 
 
 
 def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-  """``path`` as a model input: float32 [eval_size, eval_size, 3]; ``ImageError`` where it
+  """``path`` as a model input: float32 [eval_image_size, eval_image_size, 3]; ``ImageError`` where it
   cannot be read or its header gives more than ``max_image_pixels`` pixels."""
   import tensorflow as tf
 

@@ -21,7 +21,8 @@ import jax
 import numpy as np
 
 from effnet_jax import checkpoints
-from effnet_jax.models.registry import ModelConfig, build_model, get_model_config
+from effnet_jax.models.registry import (ModelConfig, build_model, get_model_config,
+                                        renamed_fields)
 
 
 def save_pretrained(directory: str, model: str, variables: dict[str, Any],
@@ -79,7 +80,7 @@ def _load(path: str, overrides: dict[str, Any], restore: bool):
   if checkpoints.is_workdir(path):
     return _load_workdir(path, overrides, restore)
   meta = checkpoints.read_pretrained_meta(path)
-  config = get_model_config(meta['model'], **(meta['overrides'] | overrides))
+  config = get_model_config(meta['model'], **(renamed_fields(meta['overrides']) | overrides))
   if not restore:
     return config, None, meta
   variables = checkpoints.read_pretrained_variables(path)
@@ -93,8 +94,8 @@ def _load_workdir(path: str, overrides: dict[str, Any], restore: bool):
   without writing anything (safe beside the run while it saves)."""
   step, run, variables, weights = checkpoints.read_workdir(path, restore)
   # the sizes the run trained and evaluated at (its config's image sizes win over the model's)
-  model_overrides = dict(run.model_overrides, num_classes=run.num_classes,
-                         train_size=run.image_size, eval_size=run.eval_image_size) | overrides
+  model_overrides = dict(renamed_fields(run.model_overrides), num_classes=run.num_classes,
+                         image_size=run.image_size, eval_image_size=run.eval_image_size) | overrides
   config = get_model_config(run.model, **model_overrides)
   meta = checkpoints.pretrained_meta(
       run.model, model_overrides, {'framework': 'effnet_jax', 'workdir': path, 'step': step},

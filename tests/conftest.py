@@ -102,7 +102,7 @@ def mock_tfds(tmp_path):
 
 
 TINY = {'efficientnet_b0': dict(phi=-12.0),  # 42 px, 191k parameters with 1000 classes
-        'rexnet_100': dict(width_mult=0.5, depth_mult=0.3, train_size=64, eval_size=64)}
+        'rexnet_100': dict(width_mult=0.5, depth_mult=0.3, image_size=64, eval_image_size=64)}
 
 
 @pytest.fixture(scope='session')
@@ -124,7 +124,7 @@ def tiny_backbone():
                                 drop_path_rate=0.0, dropout_rate=0.0)
       network = build_model(config)
       rng = np.random.default_rng(0)
-      images = rng.normal(size=(16, config.eval_size, config.eval_size, 3)).astype(np.float32)
+      images = rng.normal(size=(16, config.eval_image_size, config.eval_image_size, 3)).astype(np.float32)
       shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), images[:1], train=False))
       params = jax.tree_util.tree_map_with_path(
           lambda path, leaf: random_weight(rng, leaf.shape, path), shapes['params'])

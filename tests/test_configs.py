@@ -84,7 +84,7 @@ def check_loaded(config, arg, embedded_only=False):
   else:
     assert config.data.name == 'imagenet2012' and config.data.eval_split == 'validation'
     assert config.input.image_size is None  # the model's own train size
-    assert model.train_size >= 192
+    assert model.image_size >= 192
 
 
 @pytest.mark.parametrize('path', SINGLE, ids=os.path.basename)
@@ -157,7 +157,7 @@ def test_progressive_variants_and_their_fixed_twins(variant):
   fixed = module.get_config(f'variant={variant},progressive=false')
   model = get_model_config(config.model)
   stages = build_stages(config.curriculum, total_steps=107336, batch_size=config.batch_size,
-                        image_size=model.train_size,
+                        image_size=model.image_size,
                         randaug_magnitude=config.augment.randaug_magnitude,
                         mixup_alpha=config.augment.mixup_alpha,
                         cutmix_alpha=config.augment.cutmix_alpha,

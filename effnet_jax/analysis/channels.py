@@ -170,7 +170,7 @@ def schedule_stages(model: ChannelModel, kind: str, b: float, target: int, knot:
 
 
 def channel_rows(config: ml_collections.ConfigDict, num_classes: int) -> list[trainer.Row]:
-  image_size = config.train.input.image_size or get_model_config(config.train.model).train_size
+  image_size = config.train.input.image_size or get_model_config(config.train.model).image_size
   model = ChannelModel(config.width_mult, config.depth_mult, image_size, num_classes)
   target = model.macs()
   _, b = rexnet_linear(model.width_mult, sum(model.layers))

@@ -121,7 +121,7 @@ def maps_for(weights: str, paths: list[str], layer: str = 'head'
   images = np.stack([load_image(p, prep) for p in paths])
   maps, classes, probabilities = jax.jit(lambda v, x: gradcam(model, v, x, layer=layer))(
       variables, images)
-  rows = [{'weights': weights, 'image': p, 'eval_size': prep.eval_image_size,
+  rows = [{'weights': weights, 'image': p, 'eval_image_size': prep.eval_image_size,
            'map_size': maps.shape[1], 'class': int(c), 'label': labels[int(c)],
            'probability': float(probabilities[i, c])}
           for i, (p, c) in enumerate(zip(paths, np.asarray(classes)))]

@@ -17,7 +17,7 @@ EXPERIMENTS = {
 }
 # printed at the end (those an experiment's rows have); results.csv holds every column
 SUMMARY_COLUMNS = ('name', 'nonlinearity', 'expansion', 'rank_ratio', 'effective_rank_ratio',
-                   'label', 'probability', 'params', 'macs', 'eval_size', 'accuracy',
+                   'label', 'probability', 'params', 'macs', 'eval_image_size', 'accuracy',
                    'images_per_sec', 'step_time_norm', 'reward')
 
 

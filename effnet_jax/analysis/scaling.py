@@ -48,17 +48,17 @@ def base_scale(model: str, phi: float, image_size: int) -> Scale:
   """The registered ``model`` compound-scaled by ``phi`` (0: as registered), at ``image_size``
   (0: the scaled train size)."""
   config = get_model_config(model, phi=phi) if phi else get_model_config(model)
-  return Scale(config.width_mult, config.depth_mult, image_size or config.train_size)
+  return Scale(config.width_mult, config.depth_mult, image_size or config.image_size)
 
 
 def compound(model: str, base: Scale, phi: float, alpha: float, beta: float,
              gamma: float) -> Scale:
   """``base`` scaled by φ with (α, β, γ) through ``registry.compound_scale``."""
   config = dataclasses.replace(get_model_config(model), width_mult=base.width_mult,
-                               depth_mult=base.depth_mult, train_size=base.image_size,
-                               eval_size=base.image_size)
+                               depth_mult=base.depth_mult, image_size=base.image_size,
+                               eval_image_size=base.image_size)
   scaled = compound_scale(config, phi, alpha, beta, gamma)
-  return Scale(scaled.width_mult, scaled.depth_mult, scaled.train_size)
+  return Scale(scaled.width_mult, scaled.depth_mult, scaled.image_size)
 
 
 @functools.lru_cache(maxsize=None)

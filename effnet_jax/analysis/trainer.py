@@ -74,7 +74,7 @@ def model_cost(config: ml_collections.ConfigDict, num_classes: int) -> dict[str,
   mcfg = model_of(config, num_classes)
   size = builders.preprocessing(config, mcfg).eval_image_size
   variables, macs = profile(build_model(mcfg), size)
-  return {'params': count_params(variables['params']), 'macs': macs, 'eval_size': size}
+  return {'params': count_params(variables['params']), 'macs': macs, 'eval_image_size': size}
 
 
 def train_records(records: list[dict]) -> list[dict]:
@@ -128,7 +128,7 @@ def train_row(base: ml_collections.ConfigDict, row: Row, workdir: str, num_class
   cost = model_cost(config, num_classes)
   described = ', '.join(f'{k} {_short(v)}' for k, v in row.info.items())
   print(f'[ablate] {index + 1}/{total} {row.name}: {described}; {cost["params"]:,} params, '
-        f'{cost["macs"] / 1e6:.2f} M MACs at {cost["eval_size"]} px', flush=True)
+        f'{cost["macs"] / 1e6:.2f} M MACs at {cost["eval_image_size"]} px', flush=True)
   final = final_record(run_dir)
   if final is None:
     train_and_evaluate(config, run_dir)

@@ -83,5 +83,5 @@ for _variant, (_w, _d, _res, _drop) in V1_PARAMS.items():
   register(ModelConfig(
       name=f'efficientnet_{_variant}', family='efficientnet', stages=V1_BASE, width_mult=_w,
       depth_mult=_d, stem_channels=32, head_channels=1280, round_limit=0.9, bn_momentum=0.99,
-      dropout_rate=_drop, drop_path_rate=0.2, train_size=_res, eval_size=_res,
+      dropout_rate=_drop, drop_path_rate=0.2, image_size=_res, eval_image_size=_res,
       crop_fraction=tf_crop_fraction(_res), interpolation='bicubic'))

@@ -30,5 +30,5 @@ for _variant, (_w, _d, _res, _drop) in LITE_PARAMS.items():
       name=f'efficientnet_{_variant}', family='efficientnet_lite', stages=LITE_BASE,
       width_mult=_w, depth_mult=_d, fix_stem_head=True, fix_first_last_repeats=True,
       activation='relu6', bn_momentum=0.99, dropout_rate=_drop, drop_path_rate=0.2,
-      train_size=_res, eval_size=_res, crop_fraction=tf_crop_fraction(_res),
+      image_size=_res, eval_image_size=_res, crop_fraction=tf_crop_fraction(_res),
       interpolation='bicubic', mean=(127 / 255,) * 3, std=(128 / 255,) * 3))

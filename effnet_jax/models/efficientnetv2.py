@@ -60,7 +60,7 @@ for _variant, (_w, _d, _train, _eval, _drop) in V2_PARAMS.items():
       stages=V2_STAGES[_variant] if _big else V2_BASE, width_mult=_w, depth_mult=_d,
       stem_channels=V2_STEM.get(_variant, 32), head_channels=1280, round_limit=0.0,
       bn_momentum=0.9,  # released code; the paper states 0.99 (override bn_momentum)
-      dropout_rate=_drop, drop_path_rate=0.2, train_size=_train, eval_size=_eval,
+      dropout_rate=_drop, drop_path_rate=0.2, image_size=_train, eval_image_size=_eval,
       crop_fraction=1.0 if _squash else tf_crop_fraction(_eval),
       crop_mode='squash' if _squash else 'center',
       interpolation='bilinear' if _big else 'bicubic',

@@ -3,7 +3,7 @@ disagreements between sources: docs/reference.md, 'Published numbers'.
 
 ``params`` is the exact trainable-parameter count of the released architecture as timm builds
 it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*`` built with ``pretrained=False``).
-``gmacs`` is the conv + FC multiply-add count at ``eval_size`` (``None`` where no published FLOPs
+``gmacs`` is the conv + FC multiply-add count at ``eval_image_size`` (``None`` where no published FLOPs
 exist to compare with). ``paper_params``/``paper_flops`` are the rounded figures the papers or
 official READMEs print, ``top1`` their ImageNet top-1 at the eval size; ``source`` names the table.
 """

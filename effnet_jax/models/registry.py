@@ -57,8 +57,8 @@ class ModelConfig:
   bn_axis_name: str | tuple[str, ...] | None = None  # mesh axes of cross-device BN statistics
   depthwise_impl: str = 'xla'  # xla | unrolled | auto (see layers.LayerConfig)
   # Metadata: how the model is trained and evaluated.
-  train_size: int = 224
-  eval_size: int = 224
+  image_size: int = 224  # train resolution (a training config's input.image_size inherits it)
+  eval_image_size: int = 224  # eval resolution (input.eval_image_size inherits it)
   crop_fraction: float = 0.875  # eval centre crop side / shorter image side
   crop_mode: str = 'center'  # center | squash (resize the whole image, no crop)
   interpolation: str = 'bicubic'
@@ -149,6 +149,15 @@ def list_families() -> list[str]:
   return list(_FAMILIES)
 
 
+# ModelConfig fields of earlier releases -> their names now (saved weights may still use them).
+RENAMED_FIELDS = {'train_size': 'image_size', 'eval_size': 'eval_image_size'}
+
+
+def renamed_fields(overrides: dict[str, Any]) -> dict[str, Any]:
+  """``overrides`` as saved by an earlier release, with today's field names."""
+  return {RENAMED_FIELDS.get(k, k): v for k, v in overrides.items()}
+
+
 _REGISTRY: dict[str, ModelConfig] = {}
 
 
@@ -182,11 +191,11 @@ def compound_scale(config: ModelConfig, phi: float, alpha: float = arch_lib.ALPH
                    beta: float = arch_lib.BETA, gamma: float = arch_lib.GAMMA) -> ModelConfig:
   """Scales a model by compound coefficient φ: width × β^φ, depth × α^φ, sizes × γ^φ."""
   w, d, r = arch_lib.compound_coefficients(phi, alpha, beta, gamma)
-  train_size = arch_lib.scaled_resolution(config.train_size, r)
-  eval_size = arch_lib.scaled_resolution(config.eval_size, r)
+  image_size = arch_lib.scaled_resolution(config.image_size, r)
+  eval_image_size = arch_lib.scaled_resolution(config.eval_image_size, r)
   return dataclasses.replace(config, name=f'{config.name}_phi{phi:g}',
                              width_mult=config.width_mult * w, depth_mult=config.depth_mult * d,
-                             train_size=train_size, eval_size=eval_size)
+                             image_size=image_size, eval_image_size=eval_image_size)
 
 
 def get_model_config(name: str, **overrides) -> ModelConfig:
@@ -206,6 +215,8 @@ def get_model_config(name: str, **overrides) -> ModelConfig:
     config = compound_scale(config, **scaling)
   fields = {f.name for f in dataclasses.fields(ModelConfig)} - {'name', 'family'}
   for key in overrides:
+    if key in RENAMED_FIELDS:
+      raise ValueError(f'model override {key!r} is now {RENAMED_FIELDS[key]!r}')
     if key not in fields:
       raise ValueError(f'unknown model override {key!r}{_closest(key, fields | {"phi"})}')
   config = dataclasses.replace(config, **overrides)

@@ -127,4 +127,4 @@ for _width in (1.0, 1.3, 1.5, 2.0, 3.0):
       name=f'rexnet_{round(_width * 100)}', family='rexnet', width_mult=_width,
       stem_channels=32, head_channels=1280, activation='silu', padding='symmetric',
       bn_momentum=0.9, bn_eps=1e-5, dropout_rate=0.2, drop_path_rate=0.0,
-      train_size=224, eval_size=224, crop_fraction=0.875, interpolation='bicubic'))
+      image_size=224, eval_image_size=224, crop_fraction=0.875, interpolation='bicubic'))

@@ -47,7 +47,7 @@ def _stage_rows(name: str, image_size: int, params) -> list[tuple[str, str, str,
 def summarize(name: str, image_size: int | None = None) -> str:
   """A plain-text summary of one model."""
   config = get_model_config(name)
-  image_size = image_size or config.eval_size
+  image_size = image_size or config.eval_image_size
   variables, macs = profile(create_model(name), image_size)
   params = count_params(variables['params'])
   pub = PUBLISHED.get(name)
@@ -56,8 +56,8 @@ def summarize(name: str, image_size: int | None = None) -> str:
       f'  params       {params:,}' + (f'  (reference {pub.params:,}' + (
           f'; paper {pub.paper_params})' if pub.paper_params else ')') if pub else ''),
       f'  MACs         {macs / 1e9:.3f} G at {image_size} px' + (
-          f'  (reference {pub.gmacs:.3f} G at {config.eval_size} px)' if pub and pub.gmacs else ''),
-      f'  sizes        train {config.train_size}, eval {config.eval_size}; eval crop '
+          f'  (reference {pub.gmacs:.3f} G at {config.eval_image_size} px)' if pub and pub.gmacs else ''),
+      f'  sizes        train {config.image_size}, eval {config.eval_image_size}; eval crop '
       f'{config.crop_fraction:.3f} ({config.crop_mode}, {config.interpolation})',
       f'  layers       padding {config.padding}, activation {config.activation}, BN momentum '
       f'{config.bn_momentum:g} eps {config.bn_eps:g}, dropout {config.dropout_rate:g}, '
@@ -82,7 +82,7 @@ def zoo_table() -> str:
   lines = [head, '|' + ' --- |' * 9]
   for name in list_models():
     config = get_model_config(name)
-    variables, macs = profile(create_model(name), config.eval_size)
+    variables, macs = profile(create_model(name), config.eval_image_size)
     params = count_params(variables['params'])
     macs /= 1e9
     pub = PUBLISHED[name]
@@ -90,7 +90,7 @@ def zoo_table() -> str:
     lines.append(
         f'| {name} | {params:,} | {pub.params:,}{match} | {pub.paper_params or "–"} '
         f'| {macs:.3f} | {f"{pub.gmacs:.3f}" if pub.gmacs else "–"} | {pub.paper_flops or "–"} '
-        f'| {pub.top1 if pub.top1 else "–"} | {config.train_size} / {config.eval_size} |')
+        f'| {pub.top1 if pub.top1 else "–"} | {config.image_size} / {config.eval_image_size} |')
   return '\n'.join(lines)
 
 

@@ -63,7 +63,7 @@ def preprocessing(config: ml_collections.ConfigDict, mcfg: ModelConfig) -> data_
   """Input preprocessing: the config's ``input`` section (an unset entry takes the model's
   metadata: its train and eval image sizes, eval crop, interpolation, mean and std) and the host
   side of its ``augment`` section."""
-  model = dict(image_size=mcfg.train_size, eval_image_size=mcfg.eval_size,
+  model = dict(image_size=mcfg.image_size, eval_image_size=mcfg.eval_image_size,
                crop_fraction=mcfg.crop_fraction, crop_mode=mcfg.crop_mode,
                interpolation=mcfg.interpolation, mean=mcfg.mean, std=mcfg.std)
   values = {k: model[k] if v is None else v for k, v in config.input.to_dict().items()}

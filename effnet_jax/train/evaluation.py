@@ -85,7 +85,7 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   return rows
 
 
-def format_rows(rows: list[dict], train_size: int | None = None) -> str:
+def format_rows(rows: list[dict], image_size: int | None = None) -> str:
   header = ['image', 'top-1', 'top-5', 'loss']
   ema = 'eval_ema/top1' in rows[0]
   if ema:

@@ -164,7 +164,7 @@ def test_compound_scaling_from_phi(phi):
   scaled = get_model_config('efficientnet_b0', phi=phi)
   assert scaled.width_mult == pytest.approx(1.1 ** phi)
   assert scaled.depth_mult == pytest.approx(1.2 ** phi)
-  assert scaled.train_size == round(224 * 1.15 ** phi)
+  assert scaled.image_size == round(224 * 1.15 ** phi)
   blocks = [b for s in scaled.resolved_arch() for b in s]
   base_blocks = [b for s in base.resolved_arch() for b in s]
   assert [len(s) for s in scaled.resolved_arch()] == [
@@ -176,7 +176,7 @@ def test_compound_scaling_from_phi(phi):
 
 def test_compound_scaling_with_explicit_constants_and_overrides():
   config = get_model_config('efficientnet_b0', phi=1, alpha=1.0, beta=2.0, gamma=1.0,
-                            train_size=64)
-  assert (config.width_mult, config.depth_mult, config.train_size) == (2.0, 1.0, 64)
+                            image_size=64)
+  assert (config.width_mult, config.depth_mult, config.image_size) == (2.0, 1.0, 64)
   with pytest.raises(ValueError, match='without phi'):
     get_model_config('efficientnet_b0', alpha=1.3)

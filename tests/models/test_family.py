@@ -58,7 +58,7 @@ class toy_mixer:  # noqa: N801  (stands for a module file, e.g. effnet_jax/model
                            architecture=toy_mixer.architecture))
     for width in (1.0, 2.0):
       register(ModelConfig(name=f'toy_mixer_{round(width * 100)}', family='toy_mixer',
-                           width_mult=width, train_size=32, eval_size=32))
+                           width_mult=width, image_size=32, eval_image_size=32))
 
 
 def test_a_new_family_needs_no_shared_code():

@@ -173,7 +173,7 @@ def test_compute_and_param_dtypes():
 
 def test_metadata():
   v2s = get_model_config('efficientnetv2_s')
-  assert (v2s.train_size, v2s.eval_size, v2s.crop_mode, v2s.interpolation) == (
+  assert (v2s.image_size, v2s.eval_image_size, v2s.crop_mode, v2s.interpolation) == (
       300, 384, 'squash', 'bilinear')
   assert v2s.bn_momentum == 0.9 and v2s.round_limit == 0.0
   b3 = get_model_config('efficientnet_b3')
@@ -185,7 +185,7 @@ def test_metadata():
   for name in list_models():
     c = get_model_config(name)
     assert c.padding == ('symmetric' if name.startswith('rexnet') else 'same')
-    assert c.train_size <= c.eval_size and 0 < c.crop_fraction <= 1
+    assert c.image_size <= c.eval_image_size and 0 < c.crop_fraction <= 1
 
 
 def test_overrides_are_checked():
@@ -222,3 +222,11 @@ def test_unrolled_depthwise_equals_grouped_conv(padding, size, kernel_size, stri
     grads = jax.grad(loss(impl), argnums=(0, 1))(variables, x)
     ref = jax.grad(loss('xla'), argnums=(0, 1))(variables, x)
     chex.assert_trees_all_close(grads, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_renamed_metadata_fields_name_their_new_spelling_and_old_saved_ones_still_read():
+  from effnet_jax.models.registry import renamed_fields
+  with pytest.raises(ValueError, match="model override 'train_size' is now 'image_size'"):
+    get_model_config('efficientnet_b0', train_size=64)
+  assert renamed_fields({'train_size': 64, 'eval_size': 72, 'padding': 'same'}) == {
+      'image_size': 64, 'eval_image_size': 72, 'padding': 'same'}

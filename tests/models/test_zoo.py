@@ -32,7 +32,7 @@ def test_trainable_params_equal_reference(name):
 
 @pytest.mark.parametrize('name', [n for n in list_models() if PUBLISHED[n].gmacs])
 def test_macs_match_reference(name):
-  macs = count_macs(create_model(name), get_model_config(name).eval_size) / 1e9
+  macs = count_macs(create_model(name), get_model_config(name).eval_image_size) / 1e9
   reference = PUBLISHED[name].gmacs
   assert abs(macs - reference) <= 0.02 * reference  # the bound
   assert round(macs, 3) == pytest.approx(reference, abs=1e-3)  # in fact exact to printed digits
