@@ -26,7 +26,7 @@ import numpy as np
 from effnet_jax.analysis import plots, trainer
 from effnet_jax.analysis.scaling import match_flops
 from effnet_jax.analysis.table import add_rewards, as_tuple, write_csv
-from effnet_jax.models import arch, build_model, get_model_config
+from effnet_jax.models import arch, build_model, get_model_config, rexnet
 from effnet_jax.models.utils import profile
 
 NONLINEARITIES = {
@@ -133,7 +133,7 @@ def channel_widths(positions, a: float, b: float) -> list[int]:
 
 
 def rexnet_linear(width_mult: float, depth: int) -> tuple[float, float]:
-  """(a, b) of ReXNet's own linear schedule at ``width_mult`` (arch.rexnet_stages)."""
+  """(a, b) of ReXNet's own linear schedule at ``width_mult`` (rexnet.rexnet_stages)."""
   return 180 * width_mult / depth, 16 * max(width_mult, 1.0)
 
 
@@ -147,7 +147,7 @@ class ChannelModel:
 
   @property
   def layers(self) -> list[int]:
-    return arch.rexnet_layers(self.depth_mult)
+    return rexnet.rexnet_layers(self.depth_mult)
 
   def config(self, stages=()):
     return get_model_config('rexnet_100', width_mult=self.width_mult, depth_mult=self.depth_mult,
@@ -162,7 +162,7 @@ def schedule_stages(model: ChannelModel, kind: str, b: float, target: int, knot:
   """Block strings of schedule ``kind`` with slope ``a`` matched to ``target`` MACs
   (``iterations`` bisection steps, one abstract trace each)."""
   positions = schedule_positions(kind, model.layers, knot, slopes)
-  stages_of = lambda a: arch.linear_bottleneck_stages(channel_widths(positions, a, b),
+  stages_of = lambda a: rexnet.linear_bottleneck_stages(channel_widths(positions, a, b),
                                                       model.layers)
   a = match_flops(lambda a: model.macs(stages_of(a)), target, 0.0, 400.0 / max(positions),
                   iterations=iterations)

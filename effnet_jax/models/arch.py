@@ -239,15 +239,3 @@ def decode_arch(stages: Sequence[Sequence[str]], stem_channels: int, width_mult:
       index += 1
     out.append(tuple(specs))
   return tuple(out)
-
-
-# ReXNet's schedule helpers live in effnet_jax.models.rexnet; these names stay importable here.
-_MOVED_TO_REXNET = ('REXNET_LAYERS', 'REXNET_STRIDES', 'REXNET_SE', 'rexnet_layers',
-                    'linear_bottleneck_stages', 'rexnet_stages')
-
-
-def __getattr__(name: str):
-  if name in _MOVED_TO_REXNET:
-    from effnet_jax.models import rexnet
-    return getattr(rexnet, name)
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -408,9 +408,9 @@ def restore_latest(manager, abstract_state: TrainState, run_info: ckpt_lib.RunRe
 
 def _all_finite(tree) -> bool:
   """Whether every element of ``tree`` is finite, read on the host from this process's shards
-  (one per distinct index: a replicated array is read once). No program is compiled, which a
-  device-side check would cost per model (2 s on a 2-core CPU for a tiny network, paid by every
-  run's first save). The train state is replicated, so every process reaches the same answer."""
+  (one per distinct index: a replicated array is read once). No program is compiled: a
+  device-side check would compile one per model, paid by every run's first save. The train state
+  is replicated, so every process reaches the same answer."""
   for leaf in jax.tree_util.tree_leaves(tree):
     if not isinstance(leaf, jax.Array):
       if not np.isfinite(np.asarray(leaf)).all():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from effnet_jax.analysis import channels
-from effnet_jax.models import arch, get_model_config
+from effnet_jax.models import arch, get_model_config, rexnet
 
 
 def test_numerical_rank_of_known_matrices():
@@ -31,11 +31,11 @@ def test_rank_study_linear_layers_cannot_expand_rank():
 
 @pytest.mark.parametrize('width', [0.5, 1.0, 2.0])
 def test_linear_schedule_is_rexnets_own(width):
-  layers = arch.rexnet_layers(1.0)
+  layers = rexnet.rexnet_layers(1.0)
   a, b = channels.rexnet_linear(width, sum(layers))
   widths = channels.channel_widths(channels.schedule_positions('linear', layers), a, b)
   expected = get_model_config('rexnet_100', width_mult=width).block_strings()
-  assert arch.linear_bottleneck_stages(widths, layers) == expected
+  assert rexnet.linear_bottleneck_stages(widths, layers) == expected
 
 
 def test_piecewise_and_stagewise_positions():
@@ -46,7 +46,7 @@ def test_piecewise_and_stagewise_positions():
   with pytest.raises(ValueError, match='unknown channel schedule'):
     channels.schedule_positions('cubic', layers)
   with pytest.raises(ValueError, match='one width per block'):
-    arch.linear_bottleneck_stages([16, 24], [1, 2, 2, 3, 3, 5])
+    rexnet.linear_bottleneck_stages([16, 24], [1, 2, 2, 3, 3, 5])
 
 
 def test_custom_stages_build_a_rexnet_at_the_matched_macs():
