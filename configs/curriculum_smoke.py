@@ -11,19 +11,12 @@ Expected: 67.5 % test top-1 after its single epoch (a smoke test, not a result; 
 deterministic), 3 train-step compilations. Wall times: docs/curriculum.md.
 """
 from effnet_jax.config import check_arg_keys, parse_config_arg
-from effnet_jax.recipes import efficientnetv2
+from effnet_jax.recipes import small_progressive
 
 
 def get_config(arg=None):
   check_arg_keys(parse_config_arg(arg), {})  # takes no config argument
-  c = efficientnetv2('efficientnetv2_b0', randaug_magnitude=10.0, mix_alpha=0.2,
-                     data='embedded')
-  c.model_overrides.phi = -8.0
-  c.curriculum.update(num_stages=3, image_sizes=(16, 24, 32))
-  c.optimizer.update(name='adamw', base_learning_rate=0.004, weight_decay=0.05,
-                     weight_decay_mode='decoupled')
-  c.schedule.update(name='cosine', warmup_epochs=0.1)
-  c.num_epochs = 1.0
+  c = small_progressive()
   c.eval_every_epochs = 0.0
   return c
 

@@ -273,3 +273,17 @@ def model_recipe(model: str, arg: str | None = None) -> ml_collections.ConfigDic
     return None
   family, variant = found
   return FAMILIES[family][0](','.join([f'variant={variant}'] + ([arg] if arg else [])))
+
+
+def small_progressive() -> ml_collections.ConfigDict:
+  """The small CPU progressive-learning recipe: the EfficientNetV2 recipe on the embedded data
+  set with EfficientNetV2-B0 at phi=-8 in three stages of 16, 24 and 32 px, AdamW with cosine
+  decay, one epoch (configs/curriculum_smoke.py and the progressive-learning ablation)."""
+  c = efficientnetv2('efficientnetv2_b0', randaug_magnitude=10.0, mix_alpha=0.2, data='embedded')
+  c.model_overrides.phi = -8.0
+  c.curriculum.update(num_stages=3, image_sizes=(16, 24, 32))
+  c.optimizer.update(name='adamw', base_learning_rate=0.004, weight_decay=0.05,
+                     weight_decay_mode='decoupled')
+  c.schedule.update(name='cosine', warmup_epochs=0.1)
+  c.num_epochs = 1.0
+  return c

@@ -18,21 +18,14 @@ run is evaluated at 32 px while its early stages train at 16/24 px). Measured re
 time: docs/ablations.md.
 """
 from effnet_jax.analysis.configs import experiment, scale_of
-from effnet_jax.recipes import efficientnetv2, efficientnetv2_config
+from effnet_jax.recipes import efficientnetv2_config, small_progressive
 
 
 def get_config(arg=None):
   if scale_of(arg) == 'imagenet':
     train = efficientnetv2_config('variant=s')
   else:
-    train = efficientnetv2('efficientnetv2_b0', randaug_magnitude=10.0, mix_alpha=0.2,
-                           data='embedded')
-    train.model_overrides.phi = -8.0
-    train.curriculum.update(num_stages=3, image_sizes=(16, 24, 32))
-    train.optimizer.update(name='adamw', base_learning_rate=0.004, weight_decay=0.05,
-                           weight_decay_mode='decoupled')
-    train.schedule.update(name='cosine', warmup_epochs=0.1)
-    train.num_epochs = 1.0
+    train = small_progressive()
     train.eval_every_epochs = 0.25
     train.log_every_steps = 20
     train.tensorboard = False
