@@ -53,10 +53,15 @@ def user_error(done: subprocess.CompletedProcess, program: str) -> str:
      'unknown config key "learning_rat". Did you mean "base_learning_rate"?'),
     (['--config.batch_size=many'],
      "flag --config.batch_size=many: invalid literal for int() with base 10: 'many'"),
+    (['--config.image_size=16'],
+     'config key "image_size" has moved: set "input.image_size" instead'),
+    (['--config.model_overrides.crop_fraction=1.0'],
+     'config key "crop_fraction" has moved: set "input.crop_fraction" instead'),
     (['--workdr=x'], "Unknown command line flag 'workdr'. Did you mean: workdir ?"),
     (['stray'], 'unexpected arguments: stray'),
 ], ids=['missing_config', 'bad_config_argument', 'unknown_variant', 'argument_to_a_config_without',
-        'unknown_key_flag', 'bad_flag_value', 'unknown_flag', 'positional_argument'])
+        'unknown_key_flag', 'bad_flag_value', 'moved_key_flag', 'moved_override_flag',
+        'unknown_flag', 'positional_argument'])
 def test_main_command_line_errors(args, message, tmp_path):
   done = run('effnet_jax.main', '--workdir', str(tmp_path / 'run'), *args)
   assert user_error(done, 'effnet_jax') == message

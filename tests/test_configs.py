@@ -287,3 +287,34 @@ def test_a_config_file_that_cannot_be_used_is_one_line(text, spec, message, tmp_
     (tmp_path / 'config.py').write_text(text)
   with pytest.raises(ConfigFileError, match=f'^{re.escape(message)}$'):
     load_config_file(spec)
+
+
+@pytest.mark.parametrize('line, old, new', [
+    ('c.image_size = 32', 'image_size', 'input.image_size'),
+    ('c.eval_image_size = 32', 'eval_image_size', 'input.eval_image_size'),
+    ('c.augment.train_crop = "none"', 'train_crop', 'input.train_crop'),
+    ('c.model_overrides.train_size = 64', 'train_size', 'input.image_size'),
+])
+def test_a_key_of_the_earlier_layout_names_its_new_place(tmp_path, line, old, new):
+  from effnet_jax.config import ConfigFileError, load_config_file
+  path = tmp_path / 'old.py'
+  path.write_text('from effnet_jax.config import base_config\n\n'
+                  f'def get_config(arg=None):\n  c = base_config()\n  {line}\n  return c\n')
+  with pytest.raises(ConfigFileError, match=rf'old.py:5: config key "{old}" has moved: set '
+                                            rf'"{new}" instead'):
+    load_config_file(str(path))
+
+
+def test_sections_take_their_defaults_from_the_dataclasses_they_configure():
+  import dataclasses
+
+  from effnet_jax.config import base_config
+  from effnet_jax.data import DataConfig
+  from effnet_jax.train.curriculum import CurriculumConfig
+  from effnet_jax.train.optim import OptimizerConfig, ScheduleConfig
+  c = base_config()
+  for section, cls in [(c.data, DataConfig), (c.curriculum, CurriculumConfig),
+                       (c.optimizer, OptimizerConfig), (c.schedule, ScheduleConfig)]:
+    assert section.to_dict() == dataclasses.asdict(cls())
+  assert c.input.image_size is None and c.input.crop_fraction is None  # None: the model's
+  assert c.bn_group_size is None and c.num_train_steps is None and c.init_from is None
