@@ -21,9 +21,9 @@ import typing
 import ml_collections
 from ml_collections import config_dict
 
-# ModelConfig fields the trainer sets itself (from the data set, the mesh and config.dtype), and
-# the input metadata a config sets in its ``input`` section instead.
-_TRAINER_SET = ('name', 'family', 'num_classes', 'dtype', 'bn_axis_name')
+# ModelConfig fields the trainer sets itself (from the data set, the mesh and config.dtype; it
+# trains classifiers, not backbones), and the input metadata a config sets in ``input`` instead.
+_TRAINER_SET = ('name', 'family', 'num_classes', 'dtype', 'bn_axis_name', 'out_indices')
 _INPUT_METADATA = ('image_size', 'eval_image_size', 'crop_fraction', 'crop_mode', 'interpolation',
                    'mean', 'std')
 

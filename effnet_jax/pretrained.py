@@ -45,13 +45,18 @@ def save_pretrained(directory: str, model: str, variables: dict[str, Any],
   return checkpoints.write_pretrained(directory, meta, variables)
 
 
-def _check_variables(variables: dict[str, Any], config: ModelConfig, what: str) -> None:
-  """CheckpointMismatch naming every array of ``variables`` that ``config``'s model lacks,
-  misses or shapes otherwise."""
-  expected = jax.eval_shape(
+def _check_variables(variables: dict[str, Any], config: ModelConfig, what: str) -> dict:
+  """``variables`` as ``config``'s model takes them: CheckpointMismatch naming every array it
+  lacks, misses or shapes otherwise. A backbone (``out_indices``) takes a classifier's weights
+  without the layers it does not run (the head conv and the classifier)."""
+  expected = dict(jax.eval_shape(
       lambda: build_model(config).init(jax.random.key(0),
-                                       np.zeros((1, 32, 32, 3), np.float32), train=False))
-  checkpoints.check_compatible(variables, dict(expected), what)
+                                       np.zeros((1, 32, 32, 3), np.float32), train=False)))
+  if config.out_indices is not None:
+    variables = {collection: {k: v for k, v in tree.items() if k in expected.get(collection, {})}
+                 for collection, tree in variables.items()}
+  checkpoints.check_compatible(variables, expected, what)
+  return variables
 
 
 def pretrained_config(path: str, **overrides) -> ModelConfig:
@@ -84,8 +89,9 @@ def _load(path: str, overrides: dict[str, Any], restore: bool):
   if not restore:
     return config, None, meta
   variables = checkpoints.read_pretrained_variables(path)
-  _check_variables(variables, config, f'{path}: {checkpoints.PRETRAINED_VARIABLES}/ of the '
-                   f'{meta["model"]} that {checkpoints.PRETRAINED_META} describes')
+  what = (f'{path}: {checkpoints.PRETRAINED_VARIABLES}/ of the {meta["model"]} that '
+          f'{checkpoints.PRETRAINED_META} describes')
+  variables = _check_variables(variables, config, what)
   return config, variables, meta
 
 
@@ -103,4 +109,6 @@ def _load_workdir(path: str, overrides: dict[str, Any], restore: bool):
   if not restore:
     return config, None, meta
   meta['source']['weights'] = weights
+  if config.out_indices is not None:  # a backbone of the run's network
+    variables = _check_variables(variables, config, f'{path}: step {step} as a backbone')
   return config, variables, meta

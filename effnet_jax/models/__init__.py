@@ -8,16 +8,16 @@ from effnet_jax.models import efficientnetv2 as _efficientnetv2  # noqa: F401
 from effnet_jax.models import rexnet as _rexnet  # noqa: F401
 from effnet_jax.models.arch import (BlockSpec, compound_coefficients, decode_arch,
                                     decode_block_string, round_filters, round_repeats)
-from effnet_jax.models.network import EfficientNet
+from effnet_jax.models.network import EfficientNet, FeatureInfo
 from effnet_jax.models.registry import (Family, ModelConfig, build_model, compound_scale,
-                                        create_model, get_family, get_model_config,
+                                        create_model, feature_info, get_family, get_model_config,
                                         list_families, list_models, register, register_family)
 from effnet_jax.models.utils import count_macs, count_params, extract_features
 
 __all__ = [
-    'BlockSpec', 'EfficientNet', 'Family', 'ModelConfig', 'build_model', 'compound_coefficients',
+    'BlockSpec', 'EfficientNet', 'FeatureInfo', 'Family', 'ModelConfig', 'build_model', 'compound_coefficients',
     'compound_scale', 'count_macs', 'count_params', 'create_model', 'decode_arch',
-    'decode_block_string', 'extract_features', 'get_family', 'get_model_config',
+    'decode_block_string', 'extract_features', 'feature_info', 'get_family', 'get_model_config',
     'list_families', 'list_models', 'register', 'register_family',
     'round_filters', 'round_repeats',
 ]

@@ -71,7 +71,8 @@ def tpu_bn_group_size(num_devices: int) -> int:
 
 
 RESOLVE_HOOKS = dict(stem_channels=stem_channels, head_channels=head_channels,
-                     block_strings=block_strings, arch=resolved_arch)
+                     block_strings=block_strings, arch=resolved_arch,
+                     feature_info=network.feature_levels)
 
 FAMILY = register_family(Family(
     name='efficientnet', build=network.build, bn_group_size=tpu_bn_group_size,

@@ -6,6 +6,8 @@ settings (activation, padding, BN constants), so one pure-functional module serv
 """
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,6 +31,29 @@ class Stage(nn.Module):
     return x
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureInfo:
+  """One feature level of a backbone (timm's ``feature_info`` entry): the map ``module`` of
+  ``forward_features`` (``stem``, ``stage1``, ...), its channels and its reduction (input side /
+  map side)."""
+  module: str
+  num_chs: int
+  reduction: int
+
+
+def feature_levels(config: ModelConfig) -> tuple[FeatureInfo, ...]:
+  """One level per reduction (2, 4, 8, 16, 32): the last map at that reduction, as timm's
+  ``features_only`` models pick them (``Family.feature_info`` of the stem/stages/head
+  families)."""
+  levels = {2: FeatureInfo('stem', config.resolved_stem_channels(), 2)}  # the stride-2 stem
+  reduction = 2
+  for index, stage in enumerate(config.resolved_arch()):
+    for spec in stage:
+      reduction *= spec.stride
+    levels[reduction] = FeatureInfo(f'stage{index + 1}', stage[-1].out_channels, reduction)
+  return tuple(levels[r] for r in sorted(levels))
+
+
 class EfficientNet(nn.Module):
   """Image classifier on NHWC float images.
 
@@ -46,6 +71,8 @@ class EfficientNet(nn.Module):
     num_classes: classifier width; 0 drops the classifier (pooled features out).
     dropout_rate: dropout before the classifier.
     layers: padding, BN constants and axis, depthwise implementation, dtypes.
+    feature_info: empty for a classifier; else a backbone whose ``__call__`` returns the maps of
+      these levels, in order (no head conv, no classifier: their weights are not created).
   """
   arch: tuple[tuple[BlockSpec, ...], ...]
   stem_channels: int
@@ -54,6 +81,7 @@ class EfficientNet(nn.Module):
   activation: str = 'silu'
   dropout_rate: float = 0.2
   layers: LayerConfig = LayerConfig()
+  feature_info: tuple[FeatureInfo, ...] = ()
 
   def setup(self):
     act, cfg = self.activation, self.layers
@@ -85,7 +113,21 @@ class EfficientNet(nn.Module):
       x = self.classifier(x)
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
-  def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
+  def forward_backbone(self, images: jax.Array, train: bool = False) -> list[jax.Array]:
+    """The maps of ``feature_info``'s levels, computed only as deep as the deepest one."""
+    wanted = {f.module for f in self.feature_info}
+    x = self.stem(jnp.asarray(images, self.layers.dtype), train)
+    maps = {'stem': x}
+    for i, stage in enumerate(self.stages):
+      if wanted <= set(maps):
+        break
+      x = stage(x, train)
+      maps[f'stage{i + 1}'] = x
+    return [maps[f.module] for f in self.feature_info]
+
+  def __call__(self, images: jax.Array, train: bool = False) -> jax.Array | list[jax.Array]:
+    if self.feature_info:
+      return self.forward_backbone(images, train)
     return self.forward_head(self.forward_features(images, train)['head'], train)
 
 
@@ -104,4 +146,17 @@ def build(config: ModelConfig) -> EfficientNet:
       arch=config.resolved_arch(), stem_channels=config.resolved_stem_channels(),
       head_channels=config.resolved_head_channels(), num_classes=config.num_classes,
       activation=config.activation, dropout_rate=config.dropout_rate,
-      layers=layer_config(config))
+      layers=layer_config(config), feature_info=selected_levels(config))
+
+
+def selected_levels(config: ModelConfig) -> tuple[FeatureInfo, ...]:
+  """The levels ``config.out_indices`` picks (empty for a classifier)."""
+  if config.out_indices is None:
+    return ()
+  levels = feature_levels(config)
+  bad = [i for i in config.out_indices if not -len(levels) <= i < len(levels)]
+  if bad or not config.out_indices:
+    raise ValueError(f'out_indices={tuple(config.out_indices)}: {config.name} has '
+                     f'{len(levels)} feature levels (indices 0-{len(levels) - 1}, reductions '
+                     f'{", ".join(str(f.reduction) for f in levels)})')
+  return tuple(levels[i] for i in config.out_indices)

@@ -56,6 +56,9 @@ class ModelConfig:
   param_dtype: str = 'float32'
   bn_axis_name: str | tuple[str, ...] | None = None  # mesh axes of cross-device BN statistics
   depthwise_impl: str = 'xla'  # xla | unrolled | auto (see layers.LayerConfig)
+  # A backbone: the feature levels (indices into feature_info(config)) the model returns
+  # instead of logits; None: the classifier.
+  out_indices: tuple[int, ...] | None = None
   # Metadata: how the model is trained and evaluated.
   image_size: int = 224  # train resolution (a training config's input.image_size inherits it)
   eval_image_size: int = 224  # eval resolution (input.eval_image_size inherits it)
@@ -112,6 +115,9 @@ class Family:
       ``resolved_arch``; ``None`` for families that are not stem/stages/head networks.
     architecture: ``config -> dict`` of what the weights compute with (compared before
       fine-tuning from other weights); ``None``: the resolve hooks' blocks and widths.
+    feature_info: ``config -> levels`` (``network.FeatureInfo``: map name, channels,
+      reduction) a backbone can return (``create_model(..., features_only=True)``); stem/stages/
+      head networks use ``network.feature_levels``; ``None``: no backbone.
   """
   name: str
   build: Callable[[ModelConfig], nn.Module]
@@ -122,6 +128,7 @@ class Family:
   block_strings: Callable[[ModelConfig], tuple[tuple[str, ...], ...]] | None = None
   arch: Callable[[ModelConfig], tuple[tuple[arch_lib.BlockSpec, ...], ...]] | None = None
   architecture: Callable[[ModelConfig], dict[str, Any]] | None = None
+  feature_info: Callable[[ModelConfig], tuple[Any, ...]] | None = None
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -246,6 +253,26 @@ def build_model(config: ModelConfig) -> nn.Module:
   return get_family(config.family).build(config)
 
 
-def create_model(name: str, num_classes: int = 1000, **overrides) -> nn.Module:
-  """A registered model as a Flax linen module; see :class:`ModelConfig` for overrides."""
-  return build_model(get_model_config(name, num_classes=num_classes, **overrides))
+def feature_info(config: ModelConfig) -> tuple[Any, ...]:
+  """The feature levels of ``config``'s network (one per reduction 2, 4, 8, 16, 32; each
+  with ``module``, ``num_chs``, ``reduction``), the ones ``out_indices`` index."""
+  hook = get_family(config.family).feature_info
+  if hook is None:
+    raise ValueError(f'{config.name}: the {config.family} family defines no feature levels')
+  return hook(config)
+
+
+def create_model(name: str, num_classes: int = 1000, features_only: bool = False,
+                 out_indices=None, **overrides) -> nn.Module:
+  """A registered model as a Flax linen module; see :class:`ModelConfig` for overrides.
+
+  ``features_only``: a backbone returning the feature maps of ``out_indices`` (default: every
+  level, reductions 2 to 32) instead of logits, with the levels in ``model.feature_info``
+  (timm's convention)."""
+  if out_indices is not None and not features_only:
+    raise ValueError('out_indices selects feature levels: give features_only=True too')
+  config = get_model_config(name, num_classes=num_classes, **overrides)
+  if features_only:
+    indices = range(len(feature_info(config))) if out_indices is None else out_indices
+    config = dataclasses.replace(config, out_indices=tuple(indices))
+  return build_model(config)

@@ -120,7 +120,7 @@ def resolved_arch(config: ModelConfig) -> tuple[tuple[arch_lib.BlockSpec, ...], 
 FAMILY = register_family(Family(
     name='rexnet', build=network.build, weight_layouts={'timm': 'timm_rexnet'},
     stem_channels=stem_channels, head_channels=head_channels, block_strings=block_strings,
-    arch=resolved_arch))
+    arch=resolved_arch, feature_info=network.feature_levels))
 
 for _width in (1.0, 1.3, 1.5, 2.0, 3.0):
   register(ModelConfig(
