@@ -11,6 +11,7 @@ config file can fail into a :class:`ConfigFileError` of one line naming the file
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
@@ -155,6 +156,48 @@ INHERITED_INPUT_FIELDS = ('image_size', 'eval_image_size', 'crop_fraction', 'cro
 AUGMENT_FIELDS = ('flip', 'augment', 'randaug_num_layers', 'randaug_magnitude',
                   'augment_on_device')
 STEP_AUGMENT_FIELDS = ('mixup_alpha', 'cutmix_alpha', 'label_smoothing')
+
+
+def upgrade_layout(config: dict) -> dict:
+  """A config saved as JSON (a checkpoint's run record) in the earlier layout, in today's: the
+  image sizes, eval crop and train crop moved into ``input``, 0 / -1 / '' for "inherit" turned
+  into None, comma-separated stage lists into lists. A config of today's layout comes back as
+  it is; the argument is not changed."""
+  config = copy.deepcopy(dict(config))
+  if 'input' in config:
+    return config
+  moved = {}
+  for key in ('image_size', 'eval_image_size'):
+    if key in config:
+      moved[key] = config.pop(key) or None
+  overrides = config.get('model_overrides') or {}
+  for old, new in (('train_size', 'image_size'), ('eval_size', 'eval_image_size'),
+                   ('crop_fraction', 'crop_fraction'), ('crop_mode', 'crop_mode'),
+                   ('interpolation', 'interpolation'), ('mean', 'mean'), ('std', 'std')):
+    value = overrides.pop(old, None)
+    if value is not None and moved.get(new) is None:
+      moved[new] = value
+  augment = config.get('augment') or {}
+  for key in ('train_crop', 'area_range', 'aspect_range', 'min_object_covered', 'pad_pixels'):
+    if key in augment:
+      moved[key] = augment.pop(key)
+  config['input'] = moved
+  for key, unset in (('init_from', ''), ('compilation_cache_dir', ''), ('eval_batch_size', 0),
+                     ('num_train_steps', 0), ('bn_group_size', -1)):
+    if config.get(key) == unset:
+      config[key] = None
+  curriculum = config.get('curriculum') or {}
+  for key in ('image_sizes', 'batch_sizes'):
+    if isinstance(curriculum.get(key), str):
+      curriculum[key] = [int(v) for v in curriculum[key].split(',') if v.strip()] or None
+  if curriculum.get('max_image_size') == 0:
+    curriculum['max_image_size'] = None
+  if curriculum.get('randaug_magnitude_max') == 0:
+    curriculum['randaug_magnitude_max'] = None
+  for key in ('mixup_alpha_max', 'cutmix_alpha_max', 'dropout_min', 'dropout_max'):
+    if curriculum.get(key) is not None and curriculum[key] < 0:
+      curriculum[key] = None
+  return config
 
 
 def parse_config_arg(arg: str | None) -> dict[str, str]:

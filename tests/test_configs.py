@@ -318,3 +318,30 @@ def test_sections_take_their_defaults_from_the_dataclasses_they_configure():
     assert section.to_dict() == dataclasses.asdict(cls())
   assert c.input.image_size is None and c.input.crop_fraction is None  # None: the model's
   assert c.bn_group_size is None and c.num_train_steps is None and c.init_from is None
+
+
+def test_a_run_record_of_the_earlier_layout_reads_in_todays():
+  """A checkpoint's saved config in the earlier layout: sizes and crops moved into input,
+  0 / -1 / '' for inherit become None, comma lists become lists; today's layout is kept."""
+  import json
+
+  from effnet_jax.config import upgrade_layout
+  old = {'model': 'efficientnet_b0', 'image_size': 40, 'eval_image_size': 0,
+         'model_overrides': {'phi': -10.0, 'crop_fraction': 1.0, 'train_size': None},
+         'augment': {'train_crop': 'none', 'area_range': [0.08, 1.0], 'flip': True},
+         'curriculum': {'image_sizes': '16,24,32', 'batch_sizes': '', 'max_image_size': 0,
+                        'randaug_magnitude_max': 0.0, 'mixup_alpha_max': -1.0,
+                        'dropout_min': -1.0, 'dropout_max': 0.3},
+         'init_from': '', 'num_train_steps': 0, 'eval_batch_size': 0, 'bn_group_size': -1}
+  new = upgrade_layout(old)
+  assert new['input'] == {'image_size': 40, 'eval_image_size': None, 'crop_fraction': 1.0,
+                          'train_crop': 'none', 'area_range': [0.08, 1.0]}
+  assert new['model_overrides'] == {'phi': -10.0} and new['augment'] == {'flip': True}
+  assert new['curriculum'] == {'image_sizes': [16, 24, 32], 'batch_sizes': None,
+                               'max_image_size': None, 'randaug_magnitude_max': None,
+                               'mixup_alpha_max': None, 'dropout_min': None, 'dropout_max': 0.3}
+  assert all(new[k] is None for k in ('init_from', 'num_train_steps', 'eval_batch_size',
+                                      'bn_group_size'))
+  assert old['image_size'] == 40 and 'input' not in old  # the argument is not changed
+  today = json.loads(base_config().to_json())
+  assert upgrade_layout(today) == today

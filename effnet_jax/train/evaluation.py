@@ -12,6 +12,7 @@ import ml_collections
 
 from effnet_jax import checkpoints as ckpt_lib
 from effnet_jax import data as data_lib
+from effnet_jax.config import upgrade_layout
 from effnet_jax.distributed import all_processes, barrier
 from effnet_jax.train import builders
 from effnet_jax.train.metrics import eval_scores
@@ -51,7 +52,7 @@ def evaluate_sizes(workdir: str, image_sizes: list[int] | None = None, step: int
   # from there on that restores (a step that does not is reported and skipped).
   step, run = ckpt_lib.restore_intact(manager, lambda s: ckpt_lib.read_run(manager, s),
                                       candidates, agree=all_processes)
-  config = ml_collections.ConfigDict(run.config)
+  config = ml_collections.ConfigDict(upgrade_layout(run.config))  # (an earlier layout too)
   data_config = builders.data_config(config)
   mesh = make_mesh(1)  # per-device statistics: eval uses running statistics only
   built = builders.build_run(config, data_lib.dataset_info(data_config), mesh)

@@ -19,6 +19,7 @@ import numpy as np
 
 from effnet_jax import checkpoints as ckpt_lib
 from effnet_jax import data as data_lib
+from effnet_jax.config import upgrade_layout
 from effnet_jax.distributed import all_processes, barrier
 from effnet_jax.models import ModelConfig
 from effnet_jax.train import builders
@@ -396,7 +397,9 @@ def restore_latest(manager, abstract_state: TrainState, run_info: ckpt_lib.RunRe
   """``(step, state, allowed changes)`` of the newest checkpoint that restores (a step that
   does not is reported and moved aside), after checking that it is this config's run."""
   def restore_step(step: int):
-    changes = ckpt_lib.check_same_run(ckpt_lib.read_run(manager, step), run_info, allow_changes,
+    saved = ckpt_lib.read_run(manager, step)
+    saved = dataclasses.replace(saved, config=upgrade_layout(saved.config))  # (earlier layout)
+    changes = ckpt_lib.check_same_run(saved, run_info, allow_changes,
                                       f'{workdir} (checkpoint step {step})')
     return ckpt_lib.restore(manager, step, abstract_state), changes
   step, (state, changes) = ckpt_lib.restore_intact(manager, restore_step, move_bad=True,
