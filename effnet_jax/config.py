@@ -28,17 +28,23 @@ _TRAINER_SET = ('name', 'family', 'num_classes', 'dtype', 'bn_axis_name', 'out_i
 _INPUT_METADATA = ('image_size', 'eval_image_size', 'crop_fraction', 'crop_mode', 'interpolation',
                    'mean', 'std')
 
-# Keys of earlier config layouts -> where the setting is now (a config or flag that sets the old
-# key fails with a message naming the new one).
+# Keys of the earlier config layout -> where the setting is now. A config or flag that sets an
+# old key fails with a message naming the new one; a saved config of that layout is read in
+# today's by upgrade_layout. (Top-level keys first: a set model override wins over them.)
 MOVED_KEYS = {
     'image_size': 'input.image_size', 'eval_image_size': 'input.eval_image_size',
-    'train_size': 'input.image_size', 'eval_size': 'input.eval_image_size',
-    'crop_fraction': 'input.crop_fraction', 'crop_mode': 'input.crop_mode',
-    'interpolation': 'input.interpolation', 'mean': 'input.mean', 'std': 'input.std',
-    'train_crop': 'input.train_crop', 'area_range': 'input.area_range',
-    'aspect_range': 'input.aspect_range', 'min_object_covered': 'input.min_object_covered',
-    'pad_pixels': 'input.pad_pixels',
+    'model_overrides.train_size': 'input.image_size',
+    'model_overrides.eval_size': 'input.eval_image_size',
+    'model_overrides.crop_fraction': 'input.crop_fraction',
+    'model_overrides.crop_mode': 'input.crop_mode',
+    'model_overrides.interpolation': 'input.interpolation',
+    'model_overrides.mean': 'input.mean', 'model_overrides.std': 'input.std',
+    'augment.train_crop': 'input.train_crop', 'augment.area_range': 'input.area_range',
+    'augment.aspect_range': 'input.aspect_range',
+    'augment.min_object_covered': 'input.min_object_covered',
+    'augment.pad_pixels': 'input.pad_pixels',
 }
+_MOVED_BY_NAME = {old.rsplit('.', 1)[-1]: new for old, new in MOVED_KEYS.items()}
 
 
 def _field_type(hint) -> type:
@@ -167,20 +173,17 @@ def upgrade_layout(config: dict) -> dict:
   if 'input' in config:
     return config
   moved = {}
-  for key in ('image_size', 'eval_image_size'):
-    if key in config:
-      moved[key] = config.pop(key) or None
-  overrides = config.get('model_overrides') or {}
-  for old, new in (('train_size', 'image_size'), ('eval_size', 'eval_image_size'),
-                   ('crop_fraction', 'crop_fraction'), ('crop_mode', 'crop_mode'),
-                   ('interpolation', 'interpolation'), ('mean', 'mean'), ('std', 'std')):
-    value = overrides.pop(old, None)
-    if value is not None and moved.get(new) is None:
-      moved[new] = value
-  augment = config.get('augment') or {}
-  for key in ('train_crop', 'area_range', 'aspect_range', 'min_object_covered', 'pad_pixels'):
-    if key in augment:
-      moved[key] = augment.pop(key)
+  for old, new in MOVED_KEYS.items():
+    section, _, key = old.rpartition('.')
+    source = config.get(section) or {} if section else config
+    if key not in source:
+      continue
+    value = source.pop(key)
+    if not section:
+      value = value or None  # the top level's 0 meant "the model's"
+    new_key = new.rsplit('.', 1)[-1]
+    if moved.get(new_key) is None and (value is not None or new_key not in moved):
+      moved[new_key] = value
   config['input'] = moved
   for key, unset in (('init_from', ''), ('compilation_cache_dir', ''), ('eval_batch_size', 0),
                      ('num_train_steps', 0), ('bn_group_size', -1)):
@@ -262,8 +265,8 @@ def unknown_key_message(message: str, flag: bool = False) -> str | None:
   if match is None:
     return None
   key = match['key'].rsplit('.', 1)[-1]
-  if key in MOVED_KEYS:
-    return f'config key "{match["key"]}" has moved: set "{MOVED_KEYS[key]}" instead'
+  if key in _MOVED_BY_NAME:
+    return f'config key "{match["key"]}" has moved: set "{_MOVED_BY_NAME[key]}" instead'
   closest = _CLOSEST.search(message)
   return f'unknown config key "{match["key"]}"' + (
       f'. Did you mean "{closest["closest"]}"?' if closest else '')
