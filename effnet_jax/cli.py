@@ -110,6 +110,14 @@ def check_exists(program: str, flag: str, path: str) -> None:
     exit_on_user_error(program, f'{flag} {path}: no such file or directory')
 
 
+def check_weights(program: str, flag: str, spec: str) -> None:
+  """A weights flag names a local path that exists, ``hf-hub:ORG/REPO`` or a pretrained tag
+  (effnet_jax.hub; fetched and converted when read)."""
+  from effnet_jax import hub
+  if not hub.is_spec(spec):
+    check_exists(program, flag, spec)
+
+
 def underscored(option: str) -> str:
   """A long option's documented spelling: ``--batch-size`` -> ``--batch_size`` (short options and
   positional names are left alone)."""

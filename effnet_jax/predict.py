@@ -176,7 +176,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser = cli.ArgumentParser(PROGRAM, description='Top-k classes of image files with a '
                               'pretrained directory or training run.')
   parser.add_argument('--weights', required=True,
-                      help='pretrained directory (model.json + variables/) or training workdir')
+                      help='pretrained directory (model.json + variables/), training workdir, '
+                      'pretrained tag or hf-hub:ORG/REPO')
   parser.add_argument('--json', action='store_true', help='one JSON object per line')
   parser.add_argument('--top_k', type=int, default=5, help='classes per image (default 5)')
   parser.add_argument('--image_size', type=int, default=0,
@@ -190,7 +191,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   if args.top_k < 1 or args.batch_size < 1 or args.max_image_pixels < 1 or args.image_size < 0:
     parser.error('--top_k, --batch_size and --max_image_pixels must be positive, '
                  '--image_size >= 0')
-  cli.check_exists(PROGRAM, '--weights', args.weights)
+  cli.check_weights(PROGRAM, '--weights', args.weights)
   return args
 
 

@@ -6,7 +6,12 @@ activation, number of classes) with no other input, from either
 
 * a pretrained directory (``model.json`` + ``variables/``, written by :func:`save_pretrained`), or
 * a training workdir (``python -m effnet_jax.main --workdir W``): its newest checkpoint that
-  restores, EMA weights when the run kept them.
+  restores, EMA weights when the run kept them;
+* released weights by name: a pretrained tag (``tf_efficientnet_b0.ns_jft_in1k``) or
+  ``hf-hub:ORG/REPO``, converted and cached on first use by :mod:`effnet_jax.hub`.
+
+``create_model(name, pretrained=True)`` is timm's one-line path: the model and its released
+weights, with a new classifier for another ``num_classes``, or as a backbone.
 
 The files themselves are read and written by :mod:`effnet_jax.checkpoints`, which owns both
 formats; this module adds what needs the model registry: the model of the weights, and the check
@@ -14,13 +19,15 @@ that the weights are that model's.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import jax
 import numpy as np
 
-from effnet_jax import checkpoints
+from effnet_jax import checkpoints, hub
+from effnet_jax.models import registry
 from effnet_jax.models.registry import (ModelConfig, build_model, get_model_config,
                                         renamed_fields)
 
@@ -65,7 +72,8 @@ def pretrained_config(path: str, **overrides) -> ModelConfig:
 
 
 def load_pretrained(path: str, **overrides) -> tuple[Any, dict[str, Any]]:
-  """``(model, {'params', 'batch_stats'})`` from a pretrained directory or a training workdir.
+  """``(model, {'params', 'batch_stats'})`` from a pretrained directory, a training workdir, a
+  pretrained tag or ``hf-hub:ORG/REPO`` (:func:`effnet_jax.hub.resolve`).
 
   ``overrides`` change settings that do not touch the weights' shapes (``dtype``,
   ``depthwise_impl``, ``drop_path_rate``, ``bn_axis_name``, ...)."""
@@ -81,7 +89,7 @@ def load_pretrained_with_meta(path: str, **overrides):
 
 
 def _load(path: str, overrides: dict[str, Any], restore: bool):
-  path = os.path.abspath(path)
+  path = os.path.abspath(hub.resolve(path))
   if checkpoints.is_workdir(path):
     return _load_workdir(path, overrides, restore)
   meta = checkpoints.read_pretrained_meta(path)
@@ -112,3 +120,54 @@ def _load_workdir(path: str, overrides: dict[str, Any], restore: bool):
   if config.out_indices is not None:  # a backbone of the run's network
     variables = _check_variables(variables, config, f'{path}: step {step} as a backbone')
   return config, variables, meta
+
+
+def create_model(name: str, pretrained: bool | str = False, num_classes: int | None = None,
+                 features_only: bool = False, out_indices=None, rng=None, **overrides):
+  """A registered model, with released weights when ``pretrained`` is set.
+
+  ``pretrained=False``: the module, as :func:`effnet_jax.models.create_model` builds it.
+  ``pretrained=True`` (the model's default tag), a tag name or suffix (``'ns_jft_in1k'``), or any
+  weights spec (``hf-hub:ORG/REPO``, a directory): ``(model, variables)``, the model set up as
+  the weights were trained and evaluated (padding, BN epsilon, preprocessing metadata). A
+  ``num_classes`` other than the weights' gets a new classifier, initialised from ``rng``
+  (default ``jax.random.key(0)``), as timm does; ``num_classes=0`` drops it (pooled features).
+  ``features_only``/``out_indices``: a backbone returning the feature maps per reduction."""
+  if not pretrained:
+    return registry.create_model(name, num_classes=1000 if num_classes is None else num_classes,
+                                 features_only=features_only, out_indices=out_indices,
+                                 **overrides)
+  if out_indices is not None and not features_only:
+    raise ValueError('out_indices selects feature levels: give features_only=True too')
+  get_model_config(name)  # an unknown model is an error naming the close ones
+  spec = hub.find_tag(name, pretrained).name if pretrained is True or (
+      isinstance(pretrained, str) and not _names_weights(pretrained)) else pretrained
+  if features_only:
+    levels = len(registry.feature_info(get_model_config(name)))
+    overrides['out_indices'] = tuple(range(levels) if out_indices is None else out_indices)
+  config, variables, _ = _load(spec, overrides, restore=True)
+  if config.name != name:
+    raise ValueError(f'{spec} holds weights of {config.name}, not {name}')
+  if not features_only and num_classes is not None and num_classes != config.num_classes:
+    variables = _new_classifier(config, variables, num_classes, rng)
+    config = dataclasses.replace(config, num_classes=num_classes)
+  return build_model(config), variables
+
+
+def _names_weights(pretrained: str) -> bool:
+  """Whether ``pretrained`` is a weights spec (hub repository, tag name, path) rather than a tag
+  suffix of the model (``'ns_jft_in1k'``)."""
+  return (pretrained.startswith(hub.HUB_PREFIX) or pretrained in hub.TAGS
+          or os.path.exists(pretrained))
+
+
+def _new_classifier(config: ModelConfig, variables: dict[str, Any], num_classes: int, rng):
+  """``variables`` with the classifier of a ``num_classes`` model (fresh, from ``rng``), or
+  without one for ``num_classes=0``."""
+  params = {k: v for k, v in variables['params'].items() if k != 'classifier'}
+  if num_classes:
+    fresh = build_model(dataclasses.replace(config, num_classes=num_classes)).init(
+        jax.random.key(0) if rng is None else rng,
+        np.zeros((1, 32, 32, 3), np.float32), train=False)
+    params['classifier'] = fresh['params']['classifier']
+  return {'params': params, 'batch_stats': variables.get('batch_stats', {})}

@@ -18,7 +18,9 @@ ALLOWED = {
     'models': ('effnet_jax.models',),
     'data': ('effnet_jax.data', 'effnet_jax.pixel_limit'),
     'checkpoints.py': (),
-    'pretrained.py': ('effnet_jax.models', 'effnet_jax.checkpoints'),
+    'pretrained.py': ('effnet_jax.models', 'effnet_jax.checkpoints', 'effnet_jax.hub'),
+    # released weights by name: fetched, then converted by the converter
+    'hub.py': ('effnet_jax.models', 'effnet_jax.checkpoints', 'effnet_jax.tools.convert'),
     # the train step and the pieces the config configures: below the config and the builders
     'train/step.py': ('effnet_jax.models', 'effnet_jax.data.device_augment', 'effnet_jax.data.mix',
                       'effnet_jax.train.ema'),

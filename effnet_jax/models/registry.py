@@ -226,6 +226,8 @@ def get_model_config(name: str, **overrides) -> ModelConfig:
       raise ValueError(f'model override {key!r} is now {RENAMED_FIELDS[key]!r}')
     if key not in fields:
       raise ValueError(f'unknown model override {key!r}{_closest(key, fields | {"phi"})}')
+  # JSON (model.json, run records) reads tuples back as lists
+  overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
   config = dataclasses.replace(config, **overrides)
   _validate(config)
   return config
@@ -263,12 +265,16 @@ def feature_info(config: ModelConfig) -> tuple[Any, ...]:
 
 
 def create_model(name: str, num_classes: int = 1000, features_only: bool = False,
-                 out_indices=None, **overrides) -> nn.Module:
+                 out_indices=None, pretrained: bool | str = False, **overrides) -> nn.Module:
   """A registered model as a Flax linen module; see :class:`ModelConfig` for overrides.
 
   ``features_only``: a backbone returning the feature maps of ``out_indices`` (default: every
   level, reductions 2 to 32) instead of logits, with the levels in ``model.feature_info``
-  (timm's convention)."""
+  (timm's convention). The module only: released weights come with
+  ``effnet_jax.create_model(name, pretrained=True)``."""
+  if pretrained:
+    raise ValueError('effnet_jax.models.create_model builds the module only; for released '
+                     f'weights use effnet_jax.create_model({name!r}, pretrained=...)')
   if out_indices is not None and not features_only:
     raise ValueError('out_indices selects feature levels: give features_only=True too')
   config = get_model_config(name, num_classes=num_classes, **overrides)

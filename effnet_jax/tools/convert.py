@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Mapping
 import jax
 import numpy as np
 
-from effnet_jax import cli
+from effnet_jax import cli, hub
 from effnet_jax.models.arch import BlockSpec
 from effnet_jax.models.registry import ModelConfig, build_model, get_family, get_model_config
 from effnet_jax.tools.weight_files import (SOURCES, TF_BN_VARIABLES, ConversionError,
@@ -513,6 +513,10 @@ def main(argv=None) -> int:
     return 1
   source = {'framework': args.source, 'arch': args.arch, 'file': os.path.abspath(args.input),
             **notes}
+  tag = hub.TAGS.get(args.arch) if args.source == 'timm' else None
+  if tag is not None:  # a released timm tag: the preprocessing it is evaluated with
+    overrides = {**overrides, **tag.preprocessing}
+    source.update(hub.tag_record(tag))
   save_pretrained(args.output, model_name, variables, overrides, source=source,
                   class_names=class_names)
   count = len(jax.tree_util.tree_leaves(variables))
