@@ -72,9 +72,9 @@ class Tag:
 
 
 # Published top-1 tables (docs/reference.md, 'Published numbers'):
-TIMM_RESULTS = 'timm results-imagenet.csv (timm preprocessing, eval size)'
-TPU_README = 'official EfficientNet README (TF preprocessing)'
-AUTOML_README = 'official EfficientNetV2 README'
+TIMM_RESULTS = 'timm results'  # results-imagenet.csv: timm's evaluation at the eval size
+TPU_README = 'EfficientNet README'  # the official TPU repository: TF preprocessing
+AUTOML_README = 'EfficientNetV2 README'  # the official automl repository
 _V1_SIZES = {'b0': 0.875, 'b1': 0.882, 'b2': 0.89, 'b3': 0.904, 'b4': 0.922, 'b5': 0.934,
              'b6': 0.942, 'b7': 0.949, 'b8': 0.954}
 # timm's re-evaluation of the ported official checkpoints (in1k = baseline preprocessing, aa =
