@@ -1,9 +1,12 @@
-"""EfficientNet, EfficientNetV2 and ReXNet in JAX/Flax.
+"""EfficientNet, EfficientNetV2 and ReXNet in JAX/Flax (README.md).
 
 ``effnet_jax.create_model(name, pretrained=True)``, ``load_pretrained(spec)`` and
 ``list_pretrained()`` are loaded on first use, so importing the package (or one of its entry
 points) loads no JAX before :mod:`effnet_jax.runtime` has set up the process.
 """
+
+# The one place the version is written: pyproject.toml reads it from here.
+__version__ = '0.1.0'
 
 _LAZY = {'create_model': 'effnet_jax.pretrained', 'load_pretrained': 'effnet_jax.pretrained',
          'save_pretrained': 'effnet_jax.pretrained', 'list_pretrained': 'effnet_jax.hub'}

@@ -8,6 +8,10 @@ needs. The schema is locked, so setting a key it lacks — a typo in a file
 of its own adds them explicitly (``with c.unlocked():``) or builds its own schema, as the
 ablation configs do (effnet_jax/analysis/configs.py). :func:`load_config_file` turns every way a
 config file can fail into a :class:`ConfigFileError` of one line naming the file and line.
+
+The config files of the repository ship with the package (pyproject.toml installs ``configs/`` as
+``effnet_jax/configs``), so an installed ``effnet-train --config configs/efficientnet.py`` runs in
+any directory: a ``configs/...`` path that the working directory lacks names the shipped file.
 """
 from __future__ import annotations
 
@@ -272,6 +276,25 @@ def unknown_key_message(message: str, flag: bool = False) -> str | None:
       f'. Did you mean "{closest["closest"]}"?' if closest else '')
 
 
+def shipped_configs() -> str:
+  """The directory of the config files that come with this copy of effnet_jax: the checkout's
+  ``configs/`` beside the package, or their copy inside an installed package."""
+  package = os.path.dirname(os.path.abspath(__file__))
+  installed = os.path.join(package, 'configs')
+  return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(package),
+                                                                 'configs')
+
+
+def _config_path(path: str) -> str:
+  """``path``, or the shipped config file it names when it is a ``configs/...`` path that the
+  working directory lacks."""
+  parts = os.path.normpath(path).split(os.sep)
+  if os.path.exists(path) or len(parts) < 2 or parts[0] != 'configs':
+    return path
+  shipped = os.path.join(shipped_configs(), *parts[1:])
+  return shipped if os.path.exists(shipped) else path
+
+
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
   """``get_config(arg)`` of the config file ``spec`` = ``path[:arg]``, locked.
 
@@ -279,10 +302,12 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
   or unreadable, a syntax error, a bad config argument, a key the schema lacks
   (``path:line: unknown config key "x". Did you mean "y"?``), any other exception raised while
   running it (``path:line: NameError: ...``; that exception is chained as the cause, so its
-  traceback can still be shown)."""
+  traceback can still be shown). A ``configs/...`` path missing from the working directory is
+  read from :func:`shipped_configs`."""
   path, *arg = spec.split(':', 1)
   if not path:
     raise ConfigFileError('no config file given')
+  path = _config_path(path)
   if os.path.isdir(path):
     raise ConfigFileError(f'{path}: is a directory, not a config file')
   try:

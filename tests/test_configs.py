@@ -289,6 +289,24 @@ def test_a_config_file_that_cannot_be_used_is_one_line(text, spec, message, tmp_
     load_config_file(spec)
 
 
+def test_a_configs_path_missing_from_the_working_directory_reads_the_shipped_config(
+    tmp_path, monkeypatch):
+  """``configs/...`` run in another directory names the config shipped with the package (here
+  the checkout's); a file of the working directory comes first."""
+  monkeypatch.chdir(tmp_path)
+  shipped = os.path.join(REPO, 'configs', 'efficientnet.py')
+  with pytest.raises(ConfigFileError,
+                     match=f"^{re.escape(shipped)}: config argument variant='b9'"):
+    load_config_file('configs/efficientnet.py:variant=b9')
+  with pytest.raises(ConfigFileError, match='^configs/nonexistent.py: no such config file$'):
+    load_config_file('configs/nonexistent.py')
+  (tmp_path / 'configs').mkdir()
+  (tmp_path / 'configs' / 'efficientnet.py').write_text('x = 1\n')
+  with pytest.raises(ConfigFileError, match=re.escape('configs/efficientnet.py: defines no '
+                                                      'get_config(arg)')):
+    load_config_file('configs/efficientnet.py')
+
+
 @pytest.mark.parametrize('line, old, new', [
     ('c.image_size = 32', 'image_size', 'input.image_size'),
     ('c.eval_image_size = 32', 'eval_image_size', 'input.eval_image_size'),
