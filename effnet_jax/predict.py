@@ -45,6 +45,18 @@ def imagenet_labels() -> list[str]:
   return labels
 
 
+def imagenet_wnids() -> list[str]:
+  """The 1000 ImageNet-1k WordNet ids in the standard order (0 'n01440764' ... 999 'n15075141'):
+  the class folder names of the usual validation layout and TFDS imagenet2012's label names, as
+  shipped with tensorflow_datasets (no download)."""
+  from tensorflow_datasets.datasets.imagenet2012.imagenet_common import label_names_file
+  wnids = label_names_file().read_text().split()
+  if len(wnids) != 1000 or wnids != sorted(wnids):
+    raise RuntimeError(f'tensorflow_datasets ships {len(wnids)} ImageNet WordNet ids, expected '
+                       'the 1000 sorted ones')
+  return wnids
+
+
 def class_labels(num_classes: int, class_names: Iterable[str] | None = None) -> list[str]:
   """One label per model output."""
   if class_names:
