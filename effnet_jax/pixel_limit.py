@@ -3,9 +3,10 @@
 A compressed file can claim a huge image in a few bytes: a 20000x20000 PNG of one colour is 48 kB
 and decodes to 1.2 GB. The input pipelines, predict and prepare_data read the width and height
 from an image's header first and treat an image of more than ``max_image_pixels`` pixels like an
-unreadable file, before any pixel is decoded. The TensorFlow side (tf.data and predict) is
-``effnet_jax.data.preprocess.check_pixel_limit``; Pillow's (predict's fallback, prepare_data) is
-:func:`open_image` below.
+unreadable file, before any pixel is decoded. The TensorFlow side (tf.data and predict, Pillow
+reading the headers of the formats TensorFlow does not decode) is
+``effnet_jax.data.preprocess.check_pixel_limit``; Pillow's (prepare_data) is :func:`open_image`
+below.
 
 Only the standard library here: the data package, predict and prepare_data's worker processes
 (which must not load TensorFlow) all import this module.

@@ -8,8 +8,8 @@ image goes through the model's own evaluation preprocessing — the function the
 pipeline uses (``effnet_jax.data.preprocess.eval_image``): centre crop of ``crop_fraction`` of the
 shorter side (or the whole image for ``crop_mode='squash'``), resize to the eval size with the
 model's interpolation, mean/std — so a file gets the same input here as in an evaluation.
-JPEG (also CMYK and grey), PNG, GIF and BMP are decoded by TensorFlow as in training; other
-formats Pillow reads (TIFF, WebP, ...) through Pillow.
+The decoding is the pipeline's too: JPEG (also CMYK and grey), PNG, GIF, BMP, WebP and JPEG XL
+by TensorFlow, the other formats Pillow reads (TIFF, ...) by Pillow.
 
 Prints the top-k classes per image (probability, index, label); ``--json`` prints one object
 per line instead: ``{"file": ..., "top5": [{"index": i, "label": "...", "prob": p}, ...]}``.
@@ -21,7 +21,6 @@ and skipped; the exit code is then 1.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from effnet_jax import cli
-from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS, TooManyPixels, open_image
+from effnet_jax.pixel_limit import MAX_IMAGE_PIXELS, over_limit
 
 PROGRAM = 'effnet_jax.predict'
 BACKGROUND = 'background'
@@ -44,6 +43,18 @@ def imagenet_labels() -> list[str]:
   if len(labels) != 1000:
     raise RuntimeError(f'tensorflow_datasets ships {len(labels)} ImageNet labels, expected 1000')
   return labels
+
+
+def imagenet_wnids() -> list[str]:
+  """The 1000 ImageNet-1k WordNet ids in the standard order (0 'n01440764' ... 999 'n15075141'):
+  the class folder names of the usual validation layout and TFDS imagenet2012's label names, as
+  shipped with tensorflow_datasets (no download)."""
+  from tensorflow_datasets.datasets.imagenet2012.imagenet_common import label_names_file
+  wnids = label_names_file().read_text().split()
+  if len(wnids) != 1000 or wnids != sorted(wnids):
+    raise RuntimeError(f'tensorflow_datasets ships {len(wnids)} ImageNet WordNet ids, expected '
+                       'the 1000 sorted ones')
+  return wnids
 
 
 def class_labels(num_classes: int, class_names: Iterable[str] | None = None) -> list[str]:
@@ -70,24 +81,12 @@ class ImageError(ValueError):
   """An input file that cannot be read or decoded; the message names the file."""
 
 
-def _pillow_rgb(path: str, encoded: bytes, max_image_pixels: int) -> np.ndarray | None:
-  """The file decoded by Pillow as uint8 RGB, or None where Pillow cannot read it either."""
-  from PIL import UnidentifiedImageError
-  try:
-    with open_image(io.BytesIO(encoded), max_image_pixels) as image:
-      return np.asarray(image.convert('RGB'))
-  except TooManyPixels as error:
-    raise ImageError(f'{path}: {error}') from None
-  except (UnidentifiedImageError, OSError, ValueError):
-    return None
-
-
 def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
   """``path`` as a model input: float32 [eval_image_size, eval_image_size, 3]; ``ImageError`` where it
   cannot be read or its header gives more than ``max_image_pixels`` pixels."""
   import tensorflow as tf
 
-  from effnet_jax.data.preprocess import check_pixel_limit, eval_image
+  from effnet_jax.data.preprocess import NOT_AN_IMAGE, check_pixel_limit, eval_image
   try:
     with tf.io.gfile.GFile(path, 'rb') as f:
       encoded = f.read()
@@ -97,12 +96,13 @@ def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.
     raise ImageError(f'{path}: cannot read: {reason}') from None
   try:  # the evaluation pipeline's pixel limit and decoding (JPEG inside its crop window)
     return eval_image(check_pixel_limit(tf.constant(encoded), max_image_pixels), prep).numpy()
-  except tf.errors.InvalidArgumentError as error:  # Pillow names an image over the limit
-    decoded = _pillow_rgb(path, encoded, max_image_pixels)
-    if decoded is None:
-      reason = error.message.strip().splitlines()[0]
-      raise ImageError(f'{path}: not a readable image ({reason})') from None
-  return eval_image(tf.constant(decoded), prep).numpy()
+  except tf.errors.OpError as error:
+    too_many = over_limit(error.message)
+    if too_many:
+      raise ImageError(f'{path}: {too_many}') from None
+    reason = NOT_AN_IMAGE if NOT_AN_IMAGE in error.message else (
+        error.message.strip().splitlines()[0])
+    raise ImageError(f'{path}: not a readable image ({reason})') from None
 
 
 def top_k(probabilities: np.ndarray, k: int, labels: list[str]) -> list[dict]:

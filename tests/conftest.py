@@ -148,15 +148,16 @@ def random_weight(rng, shape, path=()):
 @pytest.fixture
 def tiny_pretrained(tmp_path, tiny_backbone):
   """tiny_pretrained(num_classes, class_names=None, name='weights', model='efficientnet_b0',
-  shape=None, **overrides) -> a save_pretrained directory of the tiny backbone (built with the
-  model overrides ``shape``, see tiny_backbone) with a random classifier (logits O(1));
-  overrides must keep the shapes (crop_fraction, interpolation, ...)."""
+  shape=None, source=None, **overrides) -> a save_pretrained directory of the tiny backbone
+  (built with the model overrides ``shape``, see tiny_backbone) with a random classifier (logits
+  O(1)) and the meta ``source`` (default ``{'framework': 'test'}``); overrides must keep the
+  shapes (crop_fraction, interpolation, ...)."""
   import numpy as np
 
   from effnet_jax.pretrained import save_pretrained
 
   def make(num_classes=1000, class_names=None, name='weights', model='efficientnet_b0',
-           shape=None, **overrides):
+           shape=None, source=None, **overrides):
     shape = shape or {}
     backbone = tiny_backbone(model, **shape)
     rng = np.random.default_rng(0)
@@ -166,6 +167,6 @@ def tiny_pretrained(tmp_path, tiny_backbone):
     variables = dict(backbone, params=dict(backbone['params'], classifier=classifier))
     return save_pretrained(str(tmp_path / name), model, variables,
                            dict(TINY[model], **shape, num_classes=num_classes, **overrides),
-                           source={'framework': 'test'}, class_names=class_names)
+                           source=source or {'framework': 'test'}, class_names=class_names)
 
   return make

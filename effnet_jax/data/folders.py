@@ -11,7 +11,9 @@ from effnet_jax.data import preprocess
 from effnet_jax.data.config import DataError
 from effnet_jax.data.shards import IndexedShard
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp')
+# The files listed: the formats TensorFlow decodes, then common ones Pillow does (preprocess.py).
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.gif', '.bmp', '.webp', '.jxl',
+                    '.tif', '.tiff', '.ppm', '.pgm', '.pbm', '.pnm', '.tga', '.jp2', '.j2k')
 _SHOWN_NAMES = 5  # unreadable files named in a log line
 _log = logging.getLogger(__name__)
 
@@ -56,8 +58,7 @@ def unreadable(paths: list[str], max_image_pixels: int) -> list[str]:
   pixels (those are not decoded); one tf.data pass, in parallel."""
   def decoded_index(index, path):
     encoded = preprocess.check_pixel_limit(tf.io.read_file(path), max_image_pixels)
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    return index, tf.shape(image)
+    return index, tf.shape(preprocess.decode_crop(encoded))
   readable = (tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).enumerate()
               .map(decoded_index, num_parallel_calls=tf.data.AUTOTUNE)
               .ignore_errors())

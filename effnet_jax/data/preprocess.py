@@ -1,8 +1,11 @@
 """Per-example preprocessing in TF ops: decode, crop, resize, flip, augment, normalise.
 
-Images stay uint8 until :func:`normalize`. An image arrives either encoded (tf.string: JPEG, PNG,
-GIF, BMP, WebP) or decoded (uint8 [H, W, C], C in 1..4); the pipelines pass an encoded one through
-:func:`check_pixel_limit` (its header's size against ``max_image_pixels``) before decoding it.
+Images stay uint8 until :func:`normalize`. An image arrives either encoded (tf.string) or decoded
+(uint8 [H, W, C], C in 1..4); the pipelines pass an encoded one through :func:`check_pixel_limit`
+(its header's size against ``max_image_pixels``) before decoding it. TensorFlow decodes JPEG, PNG,
+GIF, BMP, WebP and JPEG XL; Pillow the other formats it reads (TIFF, PNM, TGA, JPEG 2000, ...),
+inside the same graph (``tf.numpy_function``), so training, evaluation and ``effnet_jax.predict``
+decode every file alike.
 Crops are expressed as a function of the image height and width returning ``(offset_y, offset_x,
 crop_height, crop_width)``, so a JPEG is decoded only inside its crop window
 (``tf.io.decode_and_crop_jpeg``).
@@ -11,6 +14,8 @@ All randomness is stateless: the same seed gives the same crop, flip and augment
 """
 from __future__ import annotations
 
+import io
+import sys
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -50,6 +55,9 @@ _HEADERS = (
 )
 _HEADER_BYTES = 30  # up to the last field (VP8X height)
 _MAGIC_BYTES = 16
+_JPEG_XL, _JPEG_XL_CONTAINER = b'\xff\x0a', b'\x00\x00\x00\x0cJXL \r\n\x87\n'
+# The error of an encoded image that neither TensorFlow nor Pillow decodes.
+NOT_AN_IMAGE = 'neither TensorFlow nor Pillow decodes it'
 
 
 def _header_tables() -> dict[str, np.ndarray]:
@@ -77,6 +85,15 @@ def _header_tables() -> dict[str, np.ndarray]:
 _HEADER_TABLES = _header_tables()
 
 
+def _header_formats(encoded: tf.Tensor) -> tf.Tensor:
+  """Which format of :data:`_HEADERS` the first bytes of ``encoded`` show (bool, one per format;
+  at most one true)."""
+  tables = _HEADER_TABLES
+  magic = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 0, _MAGIC_BYTES), tf.uint8,
+                                   fixed_length=_MAGIC_BYTES), tf.int64)  # zero-padded
+  return tf.reduce_all(tf.logical_or(magic == tables['magic'], ~tables['compared']), axis=1)
+
+
 def image_shape(encoded: tf.Tensor) -> tf.Tensor:
   """``[height, width]`` (int64) of an encoded JPEG, PNG, GIF, BMP or WebP image, read from its
   header without decoding it; ``[0, 0]`` for other data (not an image, a format TensorFlow does
@@ -85,24 +102,64 @@ def image_shape(encoded: tf.Tensor) -> tf.Tensor:
   tables = _HEADER_TABLES
   header = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 0, _HEADER_BYTES), tf.uint8,
                                     fixed_length=_HEADER_BYTES), tf.int64)  # zero-padded
-  found = tf.reduce_all(tf.logical_or(header[:_MAGIC_BYTES] == tables['magic'],
-                                      ~tables['compared']), axis=1)  # at most one format
   numbers = tf.cast(tf.linalg.matvec(tables['weights'], tf.cast(header, tf.float64)), tf.int64)
   sides = tf.bitwise.right_shift(numbers, tables['shift']) % tables['modulus'] + tables['add']
   sides = tf.where(sides < 2**31, sides, 2**32 - sides)  # BMP's int32; no other side gets there
-  shape = tf.reduce_sum(tf.where(found[:, None], tf.reshape(sides, [-1, 2]), 0), axis=0)
+  shape = tf.reduce_sum(tf.where(_header_formats(encoded)[:, None], tf.reshape(sides, [-1, 2]),
+                                 0), axis=0)
   return tf.cond(tf.io.is_jpeg(encoded),
                  lambda: tf.cast(tf.io.extract_jpeg_shape(encoded)[:2], tf.int64), lambda: shape)
+
+
+def _decoded_by_tensorflow(encoded: tf.Tensor) -> tf.Tensor:
+  """Whether ``encoded`` is in a format TensorFlow decodes (JPEG, the formats of :data:`_HEADERS`,
+  JPEG XL), by its first bytes."""
+  jpeg_xl = tf.logical_or(tf.strings.substr(encoded, 0, len(_JPEG_XL)) == _JPEG_XL,
+                          tf.strings.substr(encoded, 0, len(_JPEG_XL_CONTAINER))
+                          == _JPEG_XL_CONTAINER)
+  return tf.reduce_any(tf.concat([[tf.io.is_jpeg(encoded), jpeg_xl],
+                                  _header_formats(encoded)], axis=0))
+
+
+def _pillow_open(encoded: bytes):
+  """Pillow's image of ``encoded`` (only the header read), with Pillow's own pixel limit off:
+  :func:`check_pixel_limit` applies the pipeline's. ``encoded``: bytes, or (eagerly) a 0-d array."""
+  return pixel_limit.open_image(io.BytesIO(np.asarray(encoded).item()), sys.maxsize)
+
+
+def _pillow_shape(encoded: bytes) -> np.ndarray:
+  """``[height, width]`` from the header as Pillow reads it; ``[0, 0]`` where it does not."""
+  try:
+    with _pillow_open(encoded) as image:
+      return np.array([image.height, image.width], np.int64)
+  except Exception:  # pylint: disable=broad-except  (Pillow's plugins raise many kinds)
+    return np.zeros(2, np.int64)
+
+
+def _pillow_rgb(encoded: bytes) -> tuple[np.ndarray, bool]:
+  """``(uint8 [H, W, 3], True)`` decoded by Pillow, or ``(empty, False)`` where it cannot: the
+  graph raises the error (a Python exception in a tf.data map would log its traceback)."""
+  try:
+    with _pillow_open(encoded) as image:
+      return np.asarray(image.convert('RGB')), True
+  except Exception:  # pylint: disable=broad-except  (Pillow's plugins raise many kinds)
+    return np.zeros((0, 0, 3), np.uint8), False
 
 
 def check_pixel_limit(image: tf.Tensor, max_image_pixels: int) -> tf.Tensor:
   """``image``, once its header shows at most ``max_image_pixels`` pixels (an encoded one; a
   decoded one is returned as it is). Over the limit: ``InvalidArgumentError`` naming the size and
   the limit (``pixel_limit.TOO_MANY_PIXELS``), like a corrupt file's. Whatever decodes the result
-  depends on the check, so an oversized image costs its header read, never its decoded size."""
+  depends on the check, so an oversized image costs its header read, never its decoded size.
+  Where :func:`image_shape` does not read the header, Pillow does (TIFF, ...)."""
   if image.dtype != tf.string:
     return image
-  height, width = tf.unstack(image_shape(image))
+  shape = image_shape(image)
+  shape = tf.cond(tf.reduce_all(shape == 0),
+                  lambda: tf.reshape(tf.numpy_function(_pillow_shape, [image], tf.int64,
+                                                       stateful=False), [2]),
+                  lambda: shape)
+  height, width = tf.unstack(shape)
   too_many = tf.strings.format(pixel_limit.TOO_MANY_PIXELS,
                                (width, height, tf.constant(max_image_pixels, tf.int64)))
   with tf.control_dependencies([tf.debugging.Assert(height * width <= max_image_pixels,
@@ -154,8 +211,16 @@ def _decode_jpeg(encoded: tf.Tensor, box_fn: BoxFn | None) -> tf.Tensor:
   return tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
 
 
+def _decode_with_pillow(encoded: tf.Tensor) -> tf.Tensor:
+  image, decoded = tf.numpy_function(_pillow_rgb, [encoded], [tf.uint8, tf.bool], stateful=False)
+  with tf.control_dependencies([tf.debugging.Assert(decoded, [NOT_AN_IMAGE])]):
+    return tf.identity(image)
+
+
 def _decode_other(encoded: tf.Tensor, box_fn: BoxFn | None) -> tf.Tensor:
-  image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+  image = tf.cond(_decoded_by_tensorflow(encoded),
+                  lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False),
+                  lambda: _decode_with_pillow(encoded))
   image.set_shape([None, None, 3])
   return _crop(image, box_fn)
 

@@ -27,11 +27,20 @@ def _tfds_source(builder, data: DataConfig) -> Source:
                 eval=tfds_data.TfdsSplit(builder, data.eval_split, data.cache))
 
 
-def open_source(data: DataConfig) -> Source:
+def _builder(data: DataConfig):
   if data.source == 'embedded':
-    return _tfds_source(embedded.fashion_mnist_builder(data.data_dir), data)
-  if data.source == 'tfds':
-    return _tfds_source(tfds_data.tfds_builder(data.name, data.data_dir, data.manual_dir), data)
+    return embedded.fashion_mnist_builder(data.data_dir)
+  return tfds_data.tfds_builder(data.name, data.data_dir, data.manual_dir)
+
+
+def split_names(data: DataConfig) -> tuple[str, ...]:
+  """The split names of a TFDS (or the embedded) data set."""
+  return tuple(_builder(data).info.splits.keys())
+
+
+def open_source(data: DataConfig) -> Source:
+  if data.source in ('embedded', 'tfds'):
+    return _tfds_source(_builder(data), data)
   class_names, train, eval_ = folders.folder_splits(data.train_folder, data.eval_folder,
                                                     data.on_bad_image, data.max_image_pixels)
   return Source(class_names=class_names, train=train, eval=eval_)

@@ -217,8 +217,17 @@ def lower_eval_step(run: Run, mesh, batch_size: int | None = None,
   """The eval step, traced and lowered for the run's weights and eval batches (by default the
   run's eval batch size and image size; ``effnet_jax.evaluate`` gives others)."""
   variables = {'params': run.abstract_state.params, 'batch_stats': run.abstract_state.batch_stats}
-  return make_eval_step(mesh, run.model).lower(variables, abstract_batch(
-      mesh, batch_size or run.plan.eval_batch_size, image_size or run.prep.eval_image_size, True))
+  return lower_model_eval_step(run.model, variables, mesh,
+                               batch_size or run.plan.eval_batch_size,
+                               image_size or run.prep.eval_image_size)
+
+
+def lower_model_eval_step(model, variables, mesh, batch_size: int,
+                          image_size: int) -> jax.stages.Lowered:
+  """The eval step of ``model``, traced and lowered for ``variables`` (arrays or their shapes)
+  and eval batches of ``batch_size`` images of ``image_size`` px."""
+  return make_eval_step(mesh, model).lower(variables, abstract_batch(mesh, batch_size,
+                                                                     image_size, True))
 
 
 def compile_rarely(fn, *args, out_shardings=None):

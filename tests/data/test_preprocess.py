@@ -160,6 +160,23 @@ def test_image_shape_of_other_data_is_zero():
     assert list(preprocess.image_shape(tf.constant(data)).numpy()) == [0, 0]
 
 
+@pytest.mark.parametrize('image_format', ['TIFF', 'PPM', 'TGA'])
+def test_formats_tensorflow_does_not_decode_are_decoded_by_pillow(image_format):
+  """In a tf.data map as eagerly: the pixels, the pixel limit from Pillow's header read, and
+  data neither decodes as an error (not a Python traceback)."""
+  array = random_image((23, 37, 3))
+  encoded = encode_image(array, image_format)
+  np.testing.assert_array_equal(preprocess.decode_crop(tf.constant(encoded)), array)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='37x23 pixels, more than max_image_pixels=850'):
+    preprocess.check_pixel_limit(tf.constant(encoded), 850)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=preprocess.NOT_AN_IMAGE):
+    preprocess.decode_crop(tf.constant(b'not an image'))
+  shapes = tf.data.Dataset.from_tensor_slices([encoded, b'not an image', encoded]).map(
+      lambda image: tf.shape(preprocess.decode_crop(preprocess.check_pixel_limit(image, 851))))
+  assert [list(s) for s in shapes.ignore_errors().as_numpy_iterator()] == [[23, 37, 3]] * 2
+
+
 def test_check_pixel_limit_refuses_a_larger_image_before_decoding():
   encoded = encode(random_image((40, 30, 3)), 'PNG')  # 1,200 pixels
   assert preprocess.check_pixel_limit(encoded, 1200).numpy() == encoded.numpy()
