@@ -4,8 +4,9 @@
       --config.model=efficientnet_b0 --config.init_from=/weights/efficientnet_b0 \\
       --config.data.train_folder=/data/pets/train --config.data.eval_folder=/data/pets/val
 
-``init_from`` is a pretrained directory (``effnet_jax.tools.convert``, ``save_pretrained``) or a
-training workdir; ``model`` (and ``model_overrides``, e.g. ``padding=symmetric`` for weights of
+``init_from`` is a pretrained directory (``effnet_jax.tools.convert``, ``save_pretrained``), a
+training workdir or released weights by name (``efficientnet_lite0.in1k``, ``hf-hub:ORG/REPO``;
+docs/weights.md); ``model`` (and ``model_overrides``, e.g. ``padding=symmetric`` for weights of
 PyTorch origin) must name the same architecture — a mismatch is an error listing what differs.
 The classifier is re-initialised for the folder's classes (the log and metrics.jsonl name it);
 everything else, BN statistics included, starts from the weights.
@@ -14,7 +15,7 @@ The recipe: SGD with Nesterov momentum at a fraction of a from-scratch learning 
 256 images, i.e. 0.01 at batch 64; cosine decay after a one-epoch warm-up), 15 epochs, the
 model's own train and eval sizes, Inception crop and flip, label smoothing 0.1, weight decay
 1e-5, EMA 0.999 evaluated beside the raw weights. On a new data set try base_learning_rate
-0.01-0.1; on a CPU add --config.dtype=float32 (bfloat16 is for accelerators).
+0.01-0.1. It computes in bfloat16 on an accelerator and float32 on a CPU (`dtype` unset).
 Expected: depends on the data set; no measured result yet (this needs converted ImageNet
 weights and a real image folder). Smoke-tested on tiny images in
 tests/train/test_finetune.py (loss finite, weights carried over, classifier re-initialised).

@@ -144,7 +144,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   # None: the model family's official groups; 0: all devices; 1: per device; N: groups of N.
   c.bn_group_size = config_dict.placeholder(int)
-  c.dtype = 'bfloat16'  # compute dtype (parameters stay float32)
+  # compute dtype (parameters stay float32); None: bfloat16 on TPU/GPU, float32 on a CPU
+  c.dtype = config_dict.placeholder(str)
 
   c.log_every_steps = 100
   c.eval_every_epochs = 1.0  # 0 = only at the end

@@ -94,6 +94,7 @@ def _check_modes() -> None:
     cli.exit_on_user_error(PROGRAM, '--step and --best: only with --workdir')
   if (_FOLDER.value is None) == (_TFDS.value is None):
     cli.exit_on_user_error(PROGRAM, '--weights evaluates on --folder DIR or --tfds NAME: give one')
+  cli.check_weights(PROGRAM, '--weights', _WEIGHTS.value)
   if _FOLDER.value is not None:
     if _SPLIT.value is not None or _DATA_DIR.value is not None:
       cli.exit_on_user_error(PROGRAM, '--split and --data_dir: only with --tfds')

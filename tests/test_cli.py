@@ -141,6 +141,8 @@ def test_ablate_refuses_an_ablation_config_setting_an_unknown_key(tmp_path):
      f'--folder {MISSING}: no such file or directory'),
     ('effnet_jax.evaluate', ['--weights', '.', '--split', 'test'],
      '--weights evaluates on --folder DIR or --tfds NAME: give one'),
+    ('effnet_jax.evaluate', ['--weights', MISSING, '--folder', '.'],
+     f'--weights {MISSING}: no such file or directory'),
     ('effnet_jax.predict', ['--weights', MISSING, 'cat.jpg'],
      f'--weights {MISSING}: no such file or directory'),
     ('effnet_jax.predict', ['--weights', '.', '--top_k=all', 'cat.jpg'],
@@ -160,7 +162,7 @@ def test_ablate_refuses_an_ablation_config_setting_an_unknown_key(tmp_path):
 ], ids=['ablate_bad_config_argument', 'ablate_unknown_key_flag', 'evaluate_missing_workdir',
         'evaluate_bad_flag_value', 'evaluate_unknown_flag', 'evaluate_workdir_and_weights',
         'evaluate_neither_workdir_nor_weights', 'evaluate_missing_folder',
-        'evaluate_weights_without_data', 'predict_missing_weights',
+        'evaluate_weights_without_data', 'evaluate_missing_weights', 'predict_missing_weights',
         'predict_bad_flag_value', 'convert_missing_input', 'export_missing_weights',
         'summary_bad_flag_value', 'benchmark_unknown_flag', 'benchmark_input_missing_folder',
         'prepare_data_missing_flag'])

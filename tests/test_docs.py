@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -37,13 +38,16 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     '--workdir /ckpt/b0 --config.data.manual_dir=/data/imagenet':
         (None, 'needs the ImageNet tar files'),
     '.venv/bin/python -m effnet_jax.main --config configs/rexnet.py:variant=100,data=embedded '
-    '--workdir /tmp/rx': (f'{TINY_TRAINING} {TINY_INPUT}', ''),
+    '--workdir /tmp/rx': (f'{TINY_TRAINING} {TINY_INPUT} --config.model_overrides.depth_mult=0.34 '
+                          '--config.model_overrides.width_mult=0.5', ''),
     '.venv/bin/python -m effnet_jax.tools.convert --source timm --arch tf_efficientnet_b0 '
     '--input model.safetensors --output /weights/b0': ('', ''),
     '.venv/bin/python -m effnet_jax.predict --weights /weights/b0 cat.jpg': ('', ''),
     '.venv/bin/python -m effnet_jax.predict --weights efficientnet_lite0.in1k cat.jpg': ('', ''),
+    '.venv/bin/python -m effnet_jax.evaluate --weights /weights/b0 --folder /data/imagenet/val':
+        ('', ''),
     '.venv/bin/python -m effnet_jax.main --config configs/finetune_folder.py --workdir /tmp/ft '
-    '--config.model=efficientnet_b0 --config.init_from=/weights/b0 '
+    '--config.model=efficientnet_lite0 --config.init_from=efficientnet_lite0.in1k '
     '--config.data.train_folder=/data/pets/train --config.data.eval_folder=/data/pets/val':
         (f'{TINY_TRAINING} {TINY_INPUT}', ''),
     '.venv/bin/python -m effnet_jax.tools.export --weights /weights/b0 --output /tmp/b0_saved '
@@ -122,6 +126,9 @@ def workspace(tmp_path_factory):
       for i, photo in enumerate(photos):
         image = Image.fromarray(np.roll(photo, 40 * (i + c), axis=1)).resize((64, 48))
         image.save(ws / 'pets' / split / name / f'{i}.jpg')
+  for wnid, photo in (('n02123045', skimage.data.chelsea()), ('n07920052', skimage.data.coffee())):
+    os.makedirs(ws / 'imagenet' / 'val' / wnid)  # tabby, espresso
+    Image.fromarray(photo).save(ws / 'imagenet' / 'val' / wnid / 'photo.jpg')
   cache = str(ws / 'hf-cache')
   save_file(b0, str(ws / 'ns.safetensors'))
   cfg = get_pretrained_cfg('tf_efficientnet_b0.ns_jft_in1k').to_dict()
@@ -144,7 +151,7 @@ def environment(ws) -> dict[str, str]:
 def as_run_here(command: str, ws) -> list[str]:
   """The command with its absolute paths moved into the workspace and the venv's interpreter
   replaced by this one."""
-  for path in ('/weights/', '/tmp/', '/data/pets/'):
+  for path in ('/weights/', '/tmp/', '/data/pets/', '/data/imagenet/'):
     command = command.replace(path, f'{ws}/{path.strip("/").replace("data/", "")}/')
   words = shlex.split(command)
   if words[0] == '.venv/bin/python':
@@ -155,8 +162,10 @@ def as_run_here(command: str, ws) -> list[str]:
 def run(command: str, ws, timeout=600) -> subprocess.CompletedProcess:
   extra = COMMANDS[command][0]
   words = as_run_here(command, ws) + shlex.split(extra.format(ws=ws))
+  start = time.monotonic()
   done = subprocess.run(words, cwd=ws, env=environment(ws), capture_output=True, text=True,
                         timeout=timeout)
+  print(f'{time.monotonic() - start:6.1f} s  {command}')
   assert done.returncode == 0, f'{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}'
   return done
 

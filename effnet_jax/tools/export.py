@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--platforms', default=','.join(DEFAULT_PLATFORMS),
                       help='platforms the SavedModel runs on (jax2tf native serialisation)')
   args = parser.parse_args(argv)
-  cli.check_exists(PROGRAM, '--weights', args.weights)
+  cli.check_weights(PROGRAM, '--weights', args.weights)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   from effnet_jax.checkpoints import CheckpointError  # (none restores)
   try:
