@@ -110,6 +110,17 @@ def check_exists(program: str, flag: str, path: str) -> None:
     exit_on_user_error(program, f'{flag} {path}: no such file or directory')
 
 
+def require_extra(program: str, module: str, what: str) -> None:
+  """``what`` needs ``module`` of the interop extras (torch, timm, scikit-image, ...): a one-line
+  error saying how to install them when it is missing."""
+  import importlib
+  try:
+    importlib.import_module(module)
+  except ImportError:
+    exit_on_user_error(program, f'{what} needs {module.split(".")[0]}, one of the interop extras: '
+                       'launch/setup.sh --interop (or pip install "effnet_jax[interop]")')
+
+
 def check_weights(program: str, flag: str, spec: str) -> None:
   """A weights flag names a local path that exists, ``hf-hub:ORG/REPO`` or a pretrained tag
   (effnet_jax.hub; fetched and converted when read)."""

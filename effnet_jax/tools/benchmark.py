@@ -2,7 +2,7 @@
 
   python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch_size 256 \\
       --image_size 224 --dtype bf16 --vs_timm            # one case, beside timm
-  python -m effnet_jax.tools.benchmark --suite --vs_timm --json results.json   # the suite
+  python -m effnet_jax.tools.benchmark --suite --vs_timm --json results.json   # the benchmark suite
   python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train --batch_size 128 \\
       --image_size 32 --dtype f32 --vs_timm              # the CPU case (docs/performance.md)
 
@@ -581,6 +581,8 @@ def main(argv=None) -> int:
     get_model_config(args.model, **overrides)
   except ValueError as error:
     parser.error(str(error))
+  if args.vs_timm:
+    cli.require_extra(parser.program, 'timm', '--vs_timm')
   if args.vs_timm and _changes_architecture(args.model, overrides):
     parser.error('--vs_timm compares the registered architecture: drop the --override that '
                  'changes it (keep e.g. depthwise_impl)')

@@ -234,6 +234,7 @@ def main(argv=None) -> int:
   parser.add_argument('--json', help='write the results to this JSON file')
   args = parser.parse_args(argv)
   if args.generate:
+    cli.require_extra(parser.program, 'skimage.data', '--generate (its photographs)')
     try:
       paths = generate(args.generate, args.num_images, args.num_classes, args.quality)
     except ValueError as error:
@@ -244,6 +245,8 @@ def main(argv=None) -> int:
   if min(args.batch_size, args.num_batches, args.image_size) < 1 or args.warmup_batches < 0:
     parser.error('--batch_size, --num_batches and --image_size must be >= 1')
   cli.check_exists(parser.program, '--folder', args.folder)
+  if args.vs_timm:
+    cli.require_extra(parser.program, 'timm', '--vs_timm')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   from effnet_jax.data import DataError
   try:

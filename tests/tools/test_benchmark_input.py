@@ -1,5 +1,7 @@
 """The input-pipeline benchmark and the pre-resizing tool on a few generated JPEGs."""
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -107,3 +109,17 @@ def test_prepare_skips_images_over_the_pixel_limit(tmp_path, capsys):
       f'skipped unreadable image {source}/class_0/{name}: {size} pixels, more than '
       'max_image_pixels=1000' for name, size in (('huge.png', '20000x20000'),
                                                  ('large.png', '40x40'))]
+
+
+def test_generate_without_the_interop_extras_says_how_to_install_them(tmp_path):
+  """Without scikit-image (an interop extra) --generate is a one-line exit-2 error, not a
+  traceback."""
+  code = ("import sys; sys.modules['skimage'] = sys.modules['skimage.data'] = None\n"
+          'from effnet_jax.tools import benchmark_input\n'
+          f"benchmark_input.main(['--generate', {str(tmp_path / 'jpegs')!r}])")
+  done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+  assert done.returncode == 2
+  assert done.stderr.strip().splitlines()[-1] == (
+      'effnet_jax.tools.benchmark_input: error: --generate (its photographs) needs skimage, one '
+      'of the interop extras: launch/setup.sh --interop (or pip install "effnet_jax[interop]")')
+  assert not (tmp_path / 'jpegs').exists()
