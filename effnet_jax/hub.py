@@ -291,9 +291,18 @@ def _write(directory: str, source: str, arch: str, weights_file: str, record: di
   from effnet_jax import checkpoints
   from effnet_jax.tools.convert import convert
   model, overrides, variables = convert(source, arch, weights_file)
-  meta = checkpoints.pretrained_meta(model, {**overrides, **extra_overrides},
+  meta = checkpoints.pretrained_meta(model, with_preprocessing(model, overrides, extra_overrides),
                                      {'framework': source, 'arch': arch, **record})
   return checkpoints.write_pretrained(directory, meta, variables)
+
+
+def with_preprocessing(model: str, overrides: dict[str, Any], preprocessing: dict[str, Any]
+                       ) -> dict[str, Any]:
+  """``overrides`` plus the entries of ``preprocessing`` that change ``model``'s config (the
+  others would only repeat the registered values in model.json)."""
+  from effnet_jax.models.registry import get_model_config
+  config = get_model_config(model, **overrides)
+  return {**overrides, **{k: v for k, v in preprocessing.items() if getattr(config, k) != v}}
 
 
 def tag_record(tag: Tag | None) -> dict[str, Any]:

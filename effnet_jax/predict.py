@@ -81,12 +81,14 @@ class ImageError(ValueError):
   """An input file that cannot be read or decoded; the message names the file."""
 
 
-def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-  """``path`` as a model input: float32 [eval_image_size, eval_image_size, 3]; ``ImageError`` where it
-  cannot be read or its header gives more than ``max_image_pixels`` pixels."""
+def load_pixels(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+  """``path`` cropped and resized as for evaluation, before normalisation: uint8
+  [eval_image_size, eval_image_size, 3] (the input of an export's uint8 signature);
+  ``ImageError`` where it cannot be read or its header gives more than ``max_image_pixels``
+  pixels."""
   import tensorflow as tf
 
-  from effnet_jax.data.preprocess import NOT_AN_IMAGE, check_pixel_limit, eval_image
+  from effnet_jax.data.preprocess import NOT_AN_IMAGE, check_pixel_limit, eval_pixels
   try:
     with tf.io.gfile.GFile(path, 'rb') as f:
       encoded = f.read()
@@ -95,7 +97,7 @@ def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.
         getattr(error, 'message', None) or error.strerror or str(error))
     raise ImageError(f'{path}: cannot read: {reason}') from None
   try:  # the evaluation pipeline's pixel limit and decoding (JPEG inside its crop window)
-    return eval_image(check_pixel_limit(tf.constant(encoded), max_image_pixels), prep).numpy()
+    return eval_pixels(check_pixel_limit(tf.constant(encoded), max_image_pixels), prep).numpy()
   except tf.errors.OpError as error:
     too_many = over_limit(error.message)
     if too_many:
@@ -103,6 +105,13 @@ def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.
     reason = NOT_AN_IMAGE if NOT_AN_IMAGE in error.message else (
         error.message.strip().splitlines()[0])
     raise ImageError(f'{path}: not a readable image ({reason})') from None
+
+
+def load_image(path: str, prep, max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+  """``path`` as a model input: :func:`load_pixels` normalised, float32 [eval_image_size,
+  eval_image_size, 3], the evaluation pipeline's input (``preprocess.eval_image``)."""
+  from effnet_jax.data.preprocess import normalize
+  return normalize(load_pixels(path, prep, max_image_pixels), prep.mean, prep.std).numpy()
 
 
 def top_k(probabilities: np.ndarray, k: int, labels: list[str]) -> list[dict]:

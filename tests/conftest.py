@@ -102,6 +102,8 @@ def mock_tfds(tmp_path):
 
 
 TINY = {'efficientnet_b0': dict(phi=-12.0),  # 42 px, 191k parameters with 1000 classes
+        'efficientnetv2_b0': dict(width_mult=0.25, depth_mult=0.25, image_size=48,
+                                  eval_image_size=48),  # fused and SE stages, one block each
         'rexnet_100': dict(width_mult=0.5, depth_mult=0.3, image_size=64, eval_image_size=64)}
 
 

@@ -306,8 +306,13 @@ def train_image(image: tf.Tensor, seed: tf.Tensor, prep: Preprocessing) -> tf.Te
   return normalize(image, prep.mean, prep.std)
 
 
-def eval_image(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
-  """Evaluation view: centre crop (or the whole image for 'squash'), resized to eval_image_size."""
+def eval_pixels(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
+  """Evaluation view before normalisation: centre crop (or the whole image for 'squash'),
+  resized to eval_image_size, uint8 RGB."""
   box_fn = center_box(prep.crop_fraction) if prep.crop_mode == 'center' else None
-  image = resize(decode_crop(image, box_fn), prep.eval_image_size, prep.interpolation)
-  return normalize(to_rgb(image), prep.mean, prep.std)
+  return to_rgb(resize(decode_crop(image, box_fn), prep.eval_image_size, prep.interpolation))
+
+
+def eval_image(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
+  """Evaluation view: :func:`eval_pixels`, normalised."""
+  return normalize(eval_pixels(image, prep), prep.mean, prep.std)

@@ -180,13 +180,15 @@ class SqueezeExcite(nn.Module):
     cfg = self.layers
     dense = lambda n, name: nn.Dense(n, kernel_init=conv_init, dtype=cfg.dtype,
                                      param_dtype=cfg.param_dtype, name=name)
-    s = jnp.mean(x, axis=(1, 2), keepdims=True)
+    # [B, C] through the dense layers, not [B, 1, 1, C]: the TFLite converter turns a dense
+    # layer on a static [1, 1, 1, C] into a rank-4 batch_matmul that it then rejects.
+    s = jnp.mean(x, axis=(1, 2))
     s = dense(self.reduced, 'reduce')(s)
     if self.use_bn:
       s = batch_norm(cfg, train, name='bn')(s)
     s = get_activation(self.activation)(s)
     s = dense(x.shape[-1], 'expand')(s)
-    return x * nn.sigmoid(s)
+    return x * nn.sigmoid(jnp.expand_dims(s, (1, 2)))
 
 
 def drop_path(x: jax.Array, rate: float, rng: jax.Array) -> jax.Array:

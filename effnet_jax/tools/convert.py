@@ -515,7 +515,7 @@ def main(argv=None) -> int:
             **notes}
   tag = hub.TAGS.get(args.arch) if args.source == 'timm' else None
   if tag is not None:  # a released timm tag: the preprocessing it is evaluated with
-    overrides = {**overrides, **tag.preprocessing}
+    overrides = hub.with_preprocessing(model_name, overrides, tag.preprocessing)
     source.update(hub.tag_record(tag))
   save_pretrained(args.output, model_name, variables, overrides, source=source,
                   class_names=class_names)
