@@ -22,7 +22,10 @@ pytest.importorskip('timm')  # the commands convert timm weights and compare wit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, 'README.md')
 
-TINY_TRAINING = ('--config.num_train_steps=2 --config.batch_size=8 --config.eval_batch_size=500 '
+# The training commands run without training steps: the config, the data, the model (from its
+# init_from weights), a checkpoint and an evaluation, as written; the train step itself is the
+# trainer tests' (tests/train/).
+TINY_TRAINING = ('--config.num_train_steps=0 --config.eval_batch_size=500 '
                  '--config.progress_bar=False --config.tensorboard=False')
 TINY_INPUT = '--config.input.image_size=32 --config.input.eval_image_size=32'
 NETWORK = 'installs packages from PyPI (tests/test_package.py installs the wheel offline)'
@@ -62,7 +65,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     'pip install --no-deps .': (None, NETWORK),
     '.venv/bin/python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train infer '
     '--batch_size 128 --image_size 32 --dtype f32 --vs_timm --warmup 1 --steps 3 --repeats 3':
-        ('--batch_size 8 --warmup 0 --steps 1 --repeats 1 --no_timm_compile', ''),
+        ('--mode infer --batch_size 8 --warmup 0 --steps 1 --repeats 1 --no_timm_compile', ''),
     '.venv/bin/python -m effnet_jax.tools.benchmark_input --generate /tmp/jpegs --num_images 256':
         ('--num_images 16', ''),
     '.venv/bin/python -m effnet_jax.tools.benchmark_input --folder /tmp/jpegs --vs_timm '
@@ -98,7 +101,7 @@ def test_every_readme_command_is_in_the_table():
   assert sorted(set(COMMANDS) - set(documented)) == [], 'no longer in README: drop them'
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # once per worker (a module fixture is rebuilt)
 def workspace(tmp_path_factory):  # once per pytest-xdist worker that runs a test of this file
   """A directory with what the commands name: timm weights (random), a photo, a two-class image
   folder, and an offline Hugging Face cache holding tf_efficientnet_b0.ns_jft_in1k (random)."""

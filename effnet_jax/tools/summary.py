@@ -241,6 +241,11 @@ model family: docs/reference.md, 'Published numbers'.
 """
 
 
+def models_md() -> str:
+  """docs/models.md: the families, every registered model, every pretrained tag."""
+  return '\n'.join([DOC_HEADER, zoo_table(), PRETRAINED_HEADER, pretrained_table()]) + '\n'
+
+
 def main(argv=None) -> int:
   parser = cli.ArgumentParser('effnet_jax.tools.summary', description=__doc__.split('\n')[0])
   group = parser.add_mutually_exclusive_group(required=True)
@@ -254,10 +259,7 @@ def main(argv=None) -> int:
   if args.list:
     print('\n'.join(list_models()))
   elif args.all:
-    print(DOC_HEADER)
-    print(zoo_table())
-    print(PRETRAINED_HEADER)
-    print(pretrained_table())
+    sys.stdout.write(models_md())
   else:
     try:
       print(summarize(args.model, args.image_size))

