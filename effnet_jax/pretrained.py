@@ -166,8 +166,9 @@ def _new_classifier(config: ModelConfig, variables: dict[str, Any], num_classes:
   without one for ``num_classes=0``."""
   params = {k: v for k, v in variables['params'].items() if k != 'classifier'}
   if num_classes:
-    fresh = build_model(dataclasses.replace(config, num_classes=num_classes)).init(
-        jax.random.key(0) if rng is None else rng,
-        np.zeros((1, 32, 32, 3), np.float32), train=False)
-    params['classifier'] = fresh['params']['classifier']
+    model = build_model(dataclasses.replace(config, num_classes=num_classes))
+    # compiled, returning the classifier only: every other initialiser is dead code
+    params['classifier'] = jax.jit(lambda key: model.init(
+        key, np.zeros((1, 32, 32, 3), np.float32), train=False)['params']['classifier'])(
+            jax.random.key(0) if rng is None else rng)
   return {'params': params, 'batch_stats': variables.get('batch_stats', {})}

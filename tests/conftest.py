@@ -51,6 +51,25 @@ _DATA = _session_dir('EFFNET_JAX_TEST_DATA', 'effnet_jax_tests_data_')
 import pytest  # noqa: E402
 
 
+def built_once(name: str, build):
+  """``build(directory)``'s result (JSON), computed by the first pytest-xdist worker that asks
+  and read back by the others, which wait meanwhile (a session fixture is built once per
+  worker). ``directory`` lies in the session's data directory and lives as long as the session."""
+  import fcntl
+  import json
+  directory = os.path.join(_DATA, name)
+  with open(directory + '.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    done = os.path.join(directory, 'built.json')
+    if not os.path.exists(done):
+      os.makedirs(directory, exist_ok=True)
+      result = build(directory)
+      with open(done, 'w') as f:
+        json.dump(result, f)
+    with open(done) as f:
+      return json.load(f)
+
+
 def pytest_xdist_auto_num_workers(config):
   """``-n auto`` (pyproject's addopts): one worker per core, at most 4 — every worker holds
   TensorFlow, JAX and torch (2-3 GB), and XLA's CPU thread pool already uses all cores."""

