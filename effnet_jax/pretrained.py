@@ -139,12 +139,12 @@ def create_model(name: str, pretrained: bool | str = False, num_classes: int | N
                                  **overrides)
   if out_indices is not None and not features_only:
     raise ValueError('out_indices selects feature levels: give features_only=True too')
-  get_model_config(name)  # an unknown model is an error naming the close ones
-  spec = hub.find_tag(name, pretrained).name if pretrained is True or (
-      isinstance(pretrained, str) and not _names_weights(pretrained)) else pretrained
+  registered = get_model_config(name)  # an unknown model is an error naming the close ones
+  names_weights = isinstance(pretrained, str) and (hub.is_spec(pretrained)
+                                                   or os.path.exists(pretrained))
+  spec = pretrained if names_weights else hub.find_tag(name, pretrained).name
   if features_only:
-    levels = len(registry.feature_info(get_model_config(name)))
-    overrides['out_indices'] = tuple(range(levels) if out_indices is None else out_indices)
+    overrides['out_indices'] = registry.backbone_levels(registered, out_indices)
   config, variables, _ = _load(spec, overrides, restore=True)
   if config.name != name:
     raise ValueError(f'{spec} holds weights of {config.name}, not {name}')
@@ -152,13 +152,6 @@ def create_model(name: str, pretrained: bool | str = False, num_classes: int | N
     variables = _new_classifier(config, variables, num_classes, rng)
     config = dataclasses.replace(config, num_classes=num_classes)
   return build_model(config), variables
-
-
-def _names_weights(pretrained: str) -> bool:
-  """Whether ``pretrained`` is a weights spec (hub repository, tag name, path) rather than a tag
-  suffix of the model (``'ns_jft_in1k'``)."""
-  return (pretrained.startswith(hub.HUB_PREFIX) or pretrained in hub.TAGS
-          or os.path.exists(pretrained))
 
 
 def _new_classifier(config: ModelConfig, variables: dict[str, Any], num_classes: int, rng):

@@ -279,6 +279,10 @@ def create_model(name: str, num_classes: int = 1000, features_only: bool = False
     raise ValueError('out_indices selects feature levels: give features_only=True too')
   config = get_model_config(name, num_classes=num_classes, **overrides)
   if features_only:
-    indices = range(len(feature_info(config))) if out_indices is None else out_indices
-    config = dataclasses.replace(config, out_indices=tuple(indices))
+    config = dataclasses.replace(config, out_indices=backbone_levels(config, out_indices))
   return build_model(config)
+
+
+def backbone_levels(config: ModelConfig, out_indices=None) -> tuple[int, ...]:
+  """The feature levels of a ``features_only`` model: ``out_indices``, by default every level."""
+  return tuple(range(len(feature_info(config))) if out_indices is None else out_indices)
