@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from effnet_jax.analysis import plots, trainer
+from effnet_jax.analysis import plots, stats, trainer
 from effnet_jax.analysis.scaling import match_flops
 from effnet_jax.analysis.table import add_rewards, as_tuple, write_csv
 from effnet_jax.models import arch, build_model, get_model_config, rexnet
@@ -80,11 +80,26 @@ def rank_study(nonlinearities, expansions, d_in: int, samples_per_output: int, t
       outputs = [random_layer(name, d_in, d_out, samples_per_output * d_out, rng)
                  for _ in range(trials)]
       ratios = [numerical_rank(y, rtol) / d_out for y in outputs]
-      rows.append({'nonlinearity': name, 'expansion': expansion, 'd_in': d_in, 'd_out': d_out,
+      effective = [effective_rank(y) / d_out for y in outputs]
+      rows.append({'name': f'{name}_x{expansion:g}', 'nonlinearity': name,
+                   'expansion': expansion, 'd_in': d_in, 'd_out': d_out,
                    'rank_ratio': float(np.mean(ratios)), 'rank_ratio_std': float(np.std(ratios)),
-                   'effective_rank_ratio': float(np.mean([effective_rank(y) / d_out
-                                                          for y in outputs]))})
+                   'effective_rank_ratio': float(np.mean(effective)),
+                   '_samples': {'rank_ratio': ratios, 'effective_rank_ratio': effective}})
   return rows
+
+
+def rank_tests(config: ml_collections.ConfigDict) -> list[str]:
+  """ReXNet Sec. 3: an expanding layer with a nonlinearity keeps more rank than a linear one
+  (SiLU and ReLU6 above linear at expansion 6, the inverted bottleneck's), and the more it
+  expands the less of the rank it keeps (SiLU at 2 above SiLU at 12) — over the trials."""
+  names = as_tuple(config.nonlinearities, 'nonlinearities', str)
+  expansions = as_tuple(config.expansions, 'expansions', float)
+  tests = [f'rank_ratio: {f}_x6 > linear_x6' for f in ('silu', 'relu6')
+           if f in names and 'linear' in names and 6.0 in expansions]
+  if 'silu' in names and {2.0, 12.0} <= set(expansions):
+    tests.append('rank_ratio: silu_x2 > silu_x12')
+  return tests
 
 
 def run_rank_study(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
@@ -94,10 +109,13 @@ def run_rank_study(config: ml_collections.ConfigDict, workdir: str) -> list[dict
   fig, (rank_ax, effective_ax) = plots.subplots(2, width=5, height=3.8)
   for name in names:
     line = [r for r in rows if r['nonlinearity'] == name]
-    style = dict(marker='o', ms=3, label=name, lw=2.5 if name in ('silu', 'relu6') else 1.2)
-    rank_ax.plot([r['expansion'] for r in line], [r['rank_ratio'] for r in line], **style)
-    effective_ax.plot([r['expansion'] for r in line], [r['effective_rank_ratio'] for r in line],
-                      **style)
+    style = dict(marker='o', ms=3, label=name, lw=2.5 if name in ('silu', 'relu6') else 1.2,
+                 capsize=2)
+    x = [r['expansion'] for r in line]
+    for ax, key in ((rank_ax, 'rank_ratio'), (effective_ax, 'effective_rank_ratio')):
+      spans = [stats.interval(r['_samples'][key], config.level) for r in line]
+      ax.errorbar(x, [i.mean for i in spans],
+                  yerr=[0.0 if not i.known else i.half for i in spans], **style)
   rank_ax.set_ylabel(f'rank(f(WX)) / d_out  (rtol {config.rtol:g})')
   effective_ax.set_ylabel('effective rank / d_out')
   for ax in (rank_ax, effective_ax):
@@ -106,7 +124,8 @@ def run_rank_study(config: ml_collections.ConfigDict, workdir: str) -> list[dict
     ax.grid(alpha=0.3)
   rank_ax.legend(fontsize=7, ncol=2)
   plots.save(fig, os.path.join(workdir, f'{config.name}.png'),
-             f'random layers f(WX), d_in = {config.d_in}, {config.trials} trials each')
+             f'random layers f(WX), d_in = {config.d_in}, {config.trials} trials each '
+             '(± 95 % interval)')
   return rows
 
 
@@ -218,11 +237,16 @@ def spectrum_rows(name: str, features: list[jax.Array], rtol: float) -> list[dic
   return rows
 
 
+def channel_tests(config: ml_collections.ConfigDict) -> list[str]:
+  """ReXNet Sec. 4: the linear channel configuration is the most accurate at equal MACs."""
+  kinds = as_tuple(config.schedules, 'schedules', str)
+  return [f'accuracy: linear > {k}' for k in kinds if k != 'linear'] if 'linear' in kinds else []
+
+
 def run_channel_search(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   from effnet_jax.pretrained import load_pretrained
   num_classes = trainer.num_classes_of(config.train)
-  rows = trainer.train_rows(config.train, channel_rows(config, num_classes), workdir,
-                            num_classes)
+  rows = trainer.train_rows(config, channel_rows(config, num_classes), workdir, num_classes)
   add_rewards(rows)
   images = trainer.eval_images(config.train, config.spectrum_images)
   spectra = []
@@ -244,8 +268,8 @@ def plot_channels(rows: list[dict], spectra: list[dict], path: str) -> str:
   width_ax.set_ylabel('output channels')
   width_ax.legend(fontsize=8)
   plots.bar(acc_ax, [r['name'] for r in rows], [100 * r['accuracy'] for r in rows],
-            'top-1 (%) at equal MACs', fmt='{:.1f}')
-  acc_ax.set_ylim(min(100 * r['accuracy'] for r in rows) - 3, None)
+            'top-1 (%) at equal MACs', fmt='{:.1f}', errors=plots.errors(rows, 100))
+  acc_ax.set_ylim(*plots.limits(rows, 'accuracy', 100))
   for r in rows:
     mine = [s for s in spectra if s['schedule'] == r['name']]
     norm_ax.plot([s['block'] for s in mine], [s['nuclear_norm'] for s in mine], 'o-', ms=3,
@@ -259,4 +283,5 @@ def plot_channels(rows: list[dict], spectra: list[dict], path: str) -> str:
   sv_ax.set_yscale('log')
   for ax in (width_ax, norm_ax, sv_ax):
     ax.grid(alpha=0.3)
-  return plots.save(fig, path, 'channel configurations at equal MACs (trained on the embedded set)')
+  return plots.save(fig, path, 'channel configurations at equal MACs (trained on the embedded '
+                    f'set; ± 95 % intervals over {rows[0]["seeds"]} seeds; spectra: seed 0)')

@@ -17,12 +17,19 @@ def scale_of(arg: str | None) -> str:
   return args.get('scale', 'small')
 
 
-def experiment(name: str, kind: str, train: ml_collections.ConfigDict,
-               **settings) -> ml_collections.ConfigDict:
+def experiment(name: str, kind: str, train: ml_collections.ConfigDict | None, claim: str = '',
+               seeds: int = 3, **settings) -> ml_collections.ConfigDict:
   """An ablation config: ``experiment`` (what runs), ``name`` (the plot's file name),
-  ``train`` (the base training config every row changes) and the experiment's settings. Locked:
+  ``train`` (the base training config every row changes), ``claim`` (the paper's statement the
+  study tests; ``tests`` overrides the experiment's default tests of it, analysis/stats.py),
+  ``level`` (of the intervals) and the experiment's settings; a trained study also has
+  ``seeds`` (runs per row) and ``timing_repeats`` / ``timing_steps`` (its timing pass). Locked:
   these keys are its schema, so a key set later (in the file or as a flag) must be one of them."""
-  config = ml_collections.ConfigDict(dict(experiment=kind, name=name, train=train, **settings))
+  common = dict(claim=claim, tests=(), level=0.95)
+  if train is not None:
+    common.update(seeds=seeds, timing_repeats=10, timing_steps=20)
+  config = ml_collections.ConfigDict(dict(experiment=kind, name=name, train=train, **common,
+                                          **settings))
   config.lock()
   return config
 

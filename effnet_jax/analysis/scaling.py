@@ -25,6 +25,7 @@ from effnet_jax.models import build_model, compound_scale, get_model_config
 from effnet_jax.models.utils import profile
 
 DIMENSIONS = ('width', 'depth', 'resolution')
+PAPER_TRIPLE = (1.2, 1.1, 1.15)  # EfficientNet Sec. 3.3: alpha, beta, gamma
 _SEARCH_RANGE = {'width': 8.0, 'depth': 16.0, 'resolution': 8}  # upper bound, x base
 
 
@@ -123,10 +124,17 @@ def scaling_rows(config: ml_collections.ConfigDict, num_classes: int) -> list[tr
   return rows
 
 
+def scaling_tests(config: ml_collections.ConfigDict) -> list[str]:
+  """The claim "compound scaling beats every single dimension at equal MACs": per φ, the
+  compound row's accuracy above each single-dimension row's."""
+  return [f'accuracy: compound_phi{phi:g} > {dimension}_phi{phi:g}'
+          for phi in as_tuple(config.phis, 'phis', float)
+          for dimension in as_tuple(config.dimensions, 'dimensions', str)]
+
+
 def run_scaling(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   num_classes = trainer.num_classes_of(config.train)
-  rows = trainer.train_rows(config.train, scaling_rows(config, num_classes), workdir,
-                            num_classes)
+  rows = trainer.train_rows(config, scaling_rows(config, num_classes), workdir, num_classes)
   add_rewards(rows)
   plot_scaling(rows, os.path.join(workdir, f'{config.name}.png'))
   return rows
@@ -137,15 +145,20 @@ def plot_scaling(rows: list[dict], path: str) -> str:
   base = rows[0]
   for dimension in ['compound'] + [d for d in DIMENSIONS if any(r['dimension'] == d for r in rows)]:
     line = [base] + sorted((r for r in rows if r['dimension'] == dimension), key=lambda r: r['phi'])
-    style = dict(marker='o', lw=2.5 if dimension == 'compound' else 1.2, label=dimension)
-    acc_ax.plot([r['macs'] / 1e6 for r in line], [100 * r['accuracy'] for r in line], **style)
-    reward_ax.plot([r['macs'] / 1e6 for r in line], [r['reward'] for r in line], **style)
+    style = dict(marker='o', lw=2.5 if dimension == 'compound' else 1.2, label=dimension,
+                 capsize=3)
+    x = [r['macs'] / 1e6 for r in line]
+    acc_ax.errorbar(x, [100 * r['accuracy'] for r in line], yerr=plots.errors(line, 100),
+                    **style)
+    reward_ax.plot(x, [r['reward'] for r in line], marker='o', label=dimension,
+                   lw=style['lw'])
   for ax, label in ((acc_ax, 'top-1 (%)'), (reward_ax, 'reward A·S^-0.07·P^-0.05')):
     ax.set_xlabel('MMACs per image')
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
   acc_ax.legend(fontsize=8)
-  return plots.save(fig, path, 'one dimension vs compound scaling at matched MACs')
+  return plots.save(fig, path, 'one dimension vs compound scaling at matched MACs '
+                    f'(mean ± 95 % interval over {base["seeds"]} seeds)')
 
 
 def constrained_grid(alphas, betas, gammas, target: float = 2.0,
@@ -171,23 +184,37 @@ def search_rows(config: ml_collections.ConfigDict) -> tuple[Scale, list[trainer.
   rows = [base.row('base', alpha=1.0, beta=1.0, gamma=1.0, phi=0.0, stage='base')]
   for a, b, g in triples:
     scale = compound(config.model, base, 1.0, a, b, g)
-    rows.append(scale.row(f'a{a:g}_b{b:g}_g{g:g}', alpha=a, beta=b, gamma=g, phi=1.0,
+    rows.append(scale.row(triple_name(a, b, g), alpha=a, beta=b, gamma=g, phi=1.0,
                           constraint=a * b * b * g * g, stage='search'))
   return base, rows
+
+
+def search_tests(config: ml_collections.ConfigDict) -> list[str]:
+  """The claim "the paper's (α, β, γ) is the best triple of the grid": its accuracy at φ = 1
+  above every other triple's (none when the paper's triple is not in the grid)."""
+  _, rows = search_rows(config)
+  names = [r.name for r in rows if r.info['stage'] == 'search']
+  paper = triple_name(*PAPER_TRIPLE)
+  if paper not in names:
+    return []
+  return [f'accuracy: {paper} > {name}' for name in names if name != paper]
+
+
+def triple_name(a: float, b: float, g: float) -> str:
+  return f'a{a:g}_b{b:g}_g{g:g}'
 
 
 def run_compound_search(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   num_classes = trainer.num_classes_of(config.train)
   base, rows = search_rows(config)
-  results = trainer.train_rows(config.train, rows, workdir, num_classes)
+  results = trainer.train_rows(config, rows, workdir, num_classes)
   best = max(results[1:], key=lambda r: r['accuracy'])
   print(f'[ablate] best (alpha, beta, gamma) = ({best["alpha"]:g}, {best["beta"]:g}, '
-        f'{best["gamma"]:g}): top-1 {best["accuracy"]:.4f}', flush=True)
+        f'{best["gamma"]:g}): mean top-1 {best["accuracy"]:.4f}', flush=True)
   scaled = [compound(config.model, base, phi, best['alpha'], best['beta'], best['gamma']).row(
       f'best_phi{phi:g}', alpha=best['alpha'], beta=best['beta'], gamma=best['gamma'], phi=phi,
       stage='scaled') for phi in as_tuple(config.scale_phis, 'scale_phis', float)]
-  results += [trainer.train_row(config.train, row, workdir, num_classes, len(results) + i,
-                                len(results) + len(scaled)) for i, row in enumerate(scaled)]
+  results += trainer.train_rows(config, scaled, workdir, num_classes) if scaled else []
   add_rewards(results)
   for r in results:
     r['best'] = r['name'] == best['name']
@@ -202,16 +229,16 @@ def plot_search(rows: list[dict], path: str) -> str:
   best = next(i for i, r in enumerate(search) if r['best'])
   plots.bar(grid_ax, [f'{r["alpha"]:g}/{r["beta"]:g}/{r["gamma"]:g}' for r in search],
             [100 * r['accuracy'] for r in search], 'top-1 (%) at φ = 1', highlight=best,
-            fmt='{:.1f}')
-  low = min(100 * r['accuracy'] for r in search)
-  grid_ax.set_ylim(low - 3, None)
+            fmt='{:.1f}', errors=plots.errors(search, 100))
+  grid_ax.set_ylim(*plots.limits(search, 'accuracy', 100))
   grid_ax.set_xlabel('α / β / γ')
   line = [rows[0], search[best]] + [r for r in rows if r['stage'] == 'scaled']
-  curve_ax.plot([r['macs'] / 1e6 for r in line], [100 * r['accuracy'] for r in line], 'o-',
-                color='tab:orange')
+  curve_ax.errorbar([r['macs'] / 1e6 for r in line], [100 * r['accuracy'] for r in line],
+                    yerr=plots.errors(line, 100), fmt='o-', color='tab:orange', capsize=3)
   for r in line:
     curve_ax.annotate(f'φ={r["phi"]:g}', (r['macs'] / 1e6, 100 * r['accuracy']), fontsize=8)
   curve_ax.set_xlabel('MMACs per image')
   curve_ax.set_ylabel('top-1 (%)')
   curve_ax.grid(alpha=0.3)
-  return plots.save(fig, path, 'compound coefficients: grid at φ = 1, best triple scaled')
+  return plots.save(fig, path, 'compound coefficients: grid at φ = 1, best triple scaled '
+                    f'(mean ± 95 % interval, {rows[0]["seeds"]} seeds)')

@@ -20,7 +20,8 @@ def nas_reward(accuracy: float, step_time: float, params: float, w: float = REWA
 
 def add_rewards(rows: list[dict[str, Any]], baseline: int = 0) -> list[dict[str, Any]]:
   """Adds ``step_time_norm``, ``params_norm`` (relative to row ``baseline``) and ``reward``
-  to every row with ``accuracy``, ``step_time`` and ``params``.
+  to every row with ``accuracy``, ``step_time`` and ``params``; a row with per-seed
+  ``_samples['accuracy']`` also gets one reward sample per seed (for its interval).
 
   With S and P relative to the baseline its reward is its accuracy; normalizing P multiplies
   every reward by the same constant, so the ranking is the paper's.
@@ -30,20 +31,43 @@ def add_rewards(rows: list[dict[str, Any]], baseline: int = 0) -> list[dict[str,
     row['step_time_norm'] = row['step_time'] / base['step_time']
     row['params_norm'] = row['params'] / base['params']
     row['reward'] = nas_reward(row['accuracy'], row['step_time_norm'], row['params_norm'])
+    samples = row.get('_samples', {})
+    if 'accuracy' in samples:
+      from effnet_jax.analysis.stats import interval
+      samples['reward'] = [nas_reward(a, row['step_time_norm'], row['params_norm'])
+                           for a in samples['accuracy']]
+      reward = interval(samples['reward'])
+      row.update(reward_low=reward.low, reward_high=reward.high)
+  return rows
+
+
+def add_differences(rows: list[dict[str, Any]], level: float, baseline: int = 0,
+                    metric: str = 'accuracy') -> list[dict[str, Any]]:
+  """Adds ``delta`` (the row's mean ``metric`` minus the baseline row's) with its Welch
+  interval ``delta_low``, ``delta_high`` to every other row with ``_samples[metric]``."""
+  from effnet_jax.analysis.stats import difference
+  base = rows[baseline].get('_samples', {}).get(metric)
+  if base is None:
+    return rows
+  for index, row in enumerate(rows):
+    mine = row.get('_samples', {}).get(metric)
+    if mine is not None and index != baseline:
+      d = difference(mine, base, level)
+      row.update(delta=d.mean, delta_low=d.low, delta_high=d.high)
   return rows
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str) -> str:
   """One line per row; the columns are every key in first-seen order."""
   columns: list[str] = []
-  for row in rows:
-    columns += [k for k in row if k not in columns]
+  for row in rows:  # keys starting with _ are in-memory only (samples, per-seed lines)
+    columns += [k for k in row if k not in columns and not k.startswith('_')]
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'w', newline='') as f:
     writer = csv.DictWriter(f, columns)
     writer.writeheader()
     for row in rows:
-      writer.writerow({k: _cell(v) for k, v in row.items()})
+      writer.writerow({k: _cell(v) for k, v in row.items() if not k.startswith('_')})
   return path
 
 

@@ -4,9 +4,11 @@ A :class:`Row` is a change to a base training config (model overrides and config
 trains through ``effnet_jax.train.loop.train_and_evaluate`` in ``WORKDIR/runs/<name>`` — the
 checkpoints, ``metrics.jsonl`` and progress line of any other run — and is measured from it:
 accuracy (EMA weights where the run keeps them), parameters and MACs
-(``effnet_jax.models.utils.profile``) and the train step time (the median of the logged
-intervals after the first, which holds the input pipeline's warm-up). A finished run is read
-back instead of trained again, so an interrupted experiment resumes where it stopped.
+(``effnet_jax.models.utils.profile``). Every row trains ``seeds`` times, each seed in
+``runs/<name>/seed<k>`` with ``config.seed + k``; the train step time comes from a separate
+timing pass (``analysis/timing.py``), not from the training logs. A finished run is read back
+instead of trained again, so an interrupted experiment resumes where it stopped and a rerun
+with more seeds trains only the new ones.
 """
 from __future__ import annotations
 
@@ -81,29 +83,6 @@ def train_records(records: list[dict]) -> list[dict]:
   return [r for r in records if 'train/images_per_sec' in r]
 
 
-def step_time(records: list[dict], batch_size: int, warmup_logs: int = 1) -> float:
-  """Median seconds per train step over the logged intervals after the first ``warmup_logs``."""
-  train = train_records(records)
-  if not train:
-    raise ValueError('no train/images_per_sec records: log_every_steps is longer than the run')
-  timed = train[warmup_logs:] or train
-  return statistics.median(batch_size / r['train/images_per_sec'] for r in timed)
-
-
-def seconds_at(records: list[dict], batch_size: int, step: int) -> float:
-  """Seconds spent in train steps up to ``step``, from the logged intervals (each at its own
-  images/s; compilation and evaluation pauses are excluded, the trainer restarts its clock
-  after them). A step inside an interval is interpolated at that interval's rate."""
-  total, previous = 0.0, 0
-  for r in train_records(records):
-    seconds_per_step = batch_size / r['train/images_per_sec']
-    if r['step'] >= step:
-      return total + (step - previous) * seconds_per_step
-    total += (r['step'] - previous) * seconds_per_step
-    previous = r['step']
-  return total
-
-
 def final_record(run_dir: str) -> dict | None:
   from effnet_jax.train.metrics import read_metrics
   if not os.path.exists(os.path.join(run_dir, 'metrics.jsonl')):
@@ -117,39 +96,83 @@ def accuracy_of(record: dict) -> float:
   return record.get('eval_ema/top1', record['eval/top1'])
 
 
-def train_row(base: ml_collections.ConfigDict, row: Row, workdir: str, num_classes: int,
-              index: int = 0, total: int = 1) -> dict[str, Any]:
-  """Trains ``row`` (unless its run finished before) and returns its CSV line."""
-  from effnet_jax.train.loop import train_and_evaluate
-  from effnet_jax.train.metrics import read_metrics
-
+def seed_config(base: ml_collections.ConfigDict, row: Row, seed: int) -> ml_collections.ConfigDict:
+  """The row's config trained with seed ``base.seed + seed`` (initialization, data order,
+  augmentation and dropout all follow ``config.seed``)."""
   config = with_row(base, row)
-  run_dir = os.path.join(workdir, 'runs', row.name)
-  cost = model_cost(config, num_classes)
-  described = ', '.join(f'{k} {_short(v)}' for k, v in row.info.items())
-  print(f'[ablate] {index + 1}/{total} {row.name}: {described}; {cost["params"]:,} params, '
-        f'{cost["macs"] / 1e6:.2f} M MACs at {cost["eval_image_size"]} px', flush=True)
+  config.seed = base.seed + seed
+  return config
+
+
+def seed_dir(workdir: str, name: str, seed: int) -> str:
+  return os.path.join(workdir, 'runs', name, f'seed{seed}')
+
+
+def train_seed(base: ml_collections.ConfigDict, row: Row, workdir: str, seed: int,
+               label: str) -> dict[str, Any]:
+  """Trains ``row`` with seed index ``seed`` (unless that run finished before: then it is read
+  back) and returns its per-seed line."""
+  from effnet_jax.train.loop import train_and_evaluate
+  config = seed_config(base, row, seed)
+  run_dir = seed_dir(workdir, row.name, seed)
   final = final_record(run_dir)
   if final is None:
+    print(f'[ablate] {label} {row.name} seed {seed}: training in {run_dir}', flush=True)
     train_and_evaluate(config, run_dir)
     final = final_record(run_dir)
   else:
-    print(f'[ablate] {row.name}: finished before in {run_dir}; read back', flush=True)
-  records = read_metrics(run_dir)
-  seconds = step_time(records, config.batch_size)
-  return {'name': row.name, **row.info, **cost, 'accuracy': accuracy_of(final),
-          'step_time': seconds, 'images_per_sec': config.batch_size / seconds,
-          'train_seconds': seconds_at(records, config.batch_size, final['step']),
-          'wall_seconds': final['wall_seconds'], 'run_dir': run_dir}
+    print(f'[ablate] {label} {row.name} seed {seed}: finished before; read back', flush=True)
+  return {'name': row.name, 'seed': config.seed, 'accuracy': accuracy_of(final),
+          'step': final['step'], 'wall_seconds': final['wall_seconds'], 'run_dir': run_dir}
 
 
 def _short(value):
   return f'{value:.4g}' if isinstance(value, float) else value
 
 
-def train_rows(base: ml_collections.ConfigDict, rows: list[Row], workdir: str,
+def train_rows(config: ml_collections.ConfigDict, rows: list[Row], workdir: str,
                num_classes: int) -> list[dict[str, Any]]:
-  return [train_row(base, row, workdir, num_classes, i, len(rows)) for i, row in enumerate(rows)]
+  """Trains every row ``config.seeds`` times (seed-major: a complete first pass over the rows
+  comes first), then times every row in a separate pass (``analysis.timing``), and returns one
+  line per row: its settings, params and MACs, the mean accuracy with its interval over the
+  seeds, the timing pass's step time, and ``_samples`` (per-seed values for the verdicts) and
+  ``_seeds`` (the per-seed lines)."""
+  from effnet_jax.analysis import stats, timing
+  base, seeds = config.train, int(config.seeds)
+  if seeds < 1:
+    raise ValueError(f'seeds={seeds}: train every row at least once (seeds >= 1)')
+  costs = []
+  for i, row in enumerate(rows):
+    cost = model_cost(with_row(base, row), num_classes)
+    costs.append(cost)
+    described = ', '.join(f'{k} {_short(v)}' for k, v in row.info.items())
+    print(f'[ablate] row {i + 1}/{len(rows)} {row.name}: {described}; {cost["params"]:,} params, '
+          f'{cost["macs"] / 1e6:.2f} M MACs at {cost["eval_image_size"]} px', flush=True)
+  runs = {row.name: [] for row in rows}
+  for seed in range(seeds):
+    for i, row in enumerate(rows):
+      runs[row.name].append(train_seed(base, row, workdir, seed,
+                                       f'{seed * len(rows) + i + 1}/{seeds * len(rows)}'))
+  timed_rows = timing.cached_time_rows(
+      [with_row(base, row) for row in rows], num_classes,
+      [os.path.join(workdir, 'runs', row.name, 'timing.json') for row in rows],
+      int(config.timing_repeats), int(config.timing_steps))
+  out = []
+  for row, cost, timed in zip(rows, costs, timed_rows):
+    print(f'[ablate] timing {row.name}: {1e3 * timed["step_time"]:.2f} ms per step (median '
+          f'of {config.timing_repeats} interleaved repeats'
+          f'{", read back" if timed["cached"] else ""})', flush=True)
+    accuracies = [r['accuracy'] for r in runs[row.name]]
+    acc = stats.interval(accuracies, config.level)
+    out.append({'name': row.name, **row.info, **cost, 'accuracy': acc.mean,
+                'accuracy_low': acc.low, 'accuracy_high': acc.high, 'seeds': len(accuracies),
+                'accuracy_seeds': accuracies,
+                **{k: v for k, v in timed.items() if not k.startswith('_') and k != 'cached'},
+                'wall_seconds': statistics.mean(r['wall_seconds'] for r in runs[row.name]),
+                'run_dir': runs[row.name][0]['run_dir'],
+                '_samples': {'accuracy': accuracies, **timed['_samples']},
+                '_seeds': runs[row.name], '_stages': timed['_stages']})
+  return out
 
 
 def num_classes_of(config: ml_collections.ConfigDict) -> int:

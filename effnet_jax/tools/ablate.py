@@ -4,10 +4,15 @@
   python -m effnet_jax.tools.ablate --config configs/ablations/scaling.py:scale=imagenet \\
       --workdir gs://bucket/scaling --config.train.data.manual_dir=/data/imagenet
 
-Writes ``DIR/results.csv`` (one line per row: its settings, params, MACs, accuracy, step time
-and the NAS reward) and ``DIR/<name>.png``; every trained row is a full training run in
-``DIR/runs/<row>`` (checkpoints, metrics.jsonl), and a finished one is read back on a rerun.
-``--config.key=value`` overrides any key (``--config.train.num_train_steps=500``).
+Writes ``DIR/results.csv`` (one line per row: its settings, params, MACs, the mean accuracy over
+the seeds with its 95 % interval and its difference to the first row, the timing pass's step
+time and the NAS reward), ``DIR/seeds.csv`` (one line per trained run), ``DIR/verdict.md`` and
+``verdict.json`` (the paper's claim the study tests and its verdict: reproduced, contradicted or
+inconclusive) and ``DIR/<name>.png``; every trained run is a full training run in
+``DIR/runs/<row>/seed<k>`` (checkpoints, metrics.jsonl), and a finished one is read back on a
+rerun. ``--config.seeds=N`` trains every row N times (default 3); ``--config.key=value``
+overrides any key (``--config.train.num_train_steps=500``). docs/ablations.md has each study's
+design, measured verdict and cost.
 """
 from __future__ import annotations
 

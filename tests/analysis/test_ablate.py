@@ -2,6 +2,7 @@
 import csv
 import glob
 import importlib.util
+import json
 import os
 
 import pytest
@@ -41,9 +42,12 @@ def test_config_loads_at_both_scales_and_documents_itself(path):
     module.get_config('scale=huge')
 
 
-def test_fused_placement_end_to_end(tmp_path, embedded_data_dir):
+def test_fused_placement_end_to_end_with_seeds_reused_on_rerun(tmp_path, embedded_data_dir):
   config = load(os.path.join(REPO, 'configs', 'ablations', 'fused_placement.py')).get_config()
   config.fused_stages = (0,)
+  config.seeds = 1
+  config.timing_repeats, config.timing_steps = 2, 1
+  config.tests = ('accuracy: none > none - 0.01',)
   config.train.update_from_flattened_dict({
       'data.data_dir': embedded_data_dir, 'data.eval_split': 'test[:16]', 'input.image_size': 16,
       'input.eval_image_size': 16, 'batch_size': 8, 'num_train_steps': 2, 'log_every_steps': 1,
@@ -54,10 +58,54 @@ def test_fused_placement_end_to_end(tmp_path, embedded_data_dir):
   with open(tmp_path / 'results.csv') as f:
     saved = list(csv.DictReader(f))
   assert [r['name'] for r in saved] == ['none'] == [r['name'] for r in rows]
+  assert not any(k.startswith('_') for k in saved[0])  # samples stay in memory
   row = rows[0]
   assert row['params'] > 0 and row['macs'] > 0 and 0 <= row['accuracy'] <= 1
+  assert row['seeds'] == 1 and row['step_time'] > 0 and len(row['_samples']['step_time']) == 2
   assert row['reward'] == pytest.approx(row['accuracy'])  # the baseline's own reward
   assert os.path.getsize(tmp_path / 'fused_placement.png') > 1000
-  assert os.path.isdir(tmp_path / 'runs' / 'none' / 'checkpoints')
-  rerun = run_config(config, str(tmp_path))  # finished rows are read back, not retrained
-  assert rerun[0]['accuracy'] == row['accuracy']
+  first = tmp_path / 'runs' / 'none' / 'seed0'
+  assert os.path.isdir(first / 'checkpoints')
+  # one seed: no interval, so the claim's test cannot be decided
+  verdict = json.loads((tmp_path / 'verdict.json').read_text())
+  assert verdict['verdict'] == 'inconclusive' and verdict['tests'][0]['low'] is None
+  assert 'INCONCLUSIVE' in (tmp_path / 'verdict.md').read_text()
+
+  stamp = os.path.getmtime(first / 'metrics.jsonl')
+  config.unlock()
+  config.seeds = 2  # a rerun with more seeds trains only the new seed
+  rerun = run_config(config, str(tmp_path))
+  assert os.path.getmtime(first / 'metrics.jsonl') == stamp
+  assert os.path.isdir(tmp_path / 'runs' / 'none' / 'seed1' / 'checkpoints')
+  with open(tmp_path / 'seeds.csv') as f:
+    seeds = list(csv.DictReader(f))
+  assert [int(s['seed']) for s in seeds] == [config.train.seed, config.train.seed + 1]
+  assert rerun[0]['accuracy_seeds'][0] == row['accuracy']
+  # the timing pass is read back too: the same step times, no second timing
+  assert os.path.exists(tmp_path / 'runs' / 'none' / 'timing.json')
+  assert rerun[0]['_samples']['step_time'] == row['_samples']['step_time']
+  assert rerun[0]['seeds'] == 2 and rerun[0]['accuracy'] == pytest.approx(
+      sum(float(s['accuracy']) for s in seeds) / 2)
+  assert json.loads((tmp_path / 'verdict.json').read_text())['tests'][0]['low'] is not None
+
+
+def test_a_malformed_claim_test_fails_before_training(tmp_path):
+  config = load(os.path.join(REPO, 'configs', 'ablations', 'fused_placement.py')).get_config()
+  config.tests = ('accuracy none > all',)
+  with pytest.raises(ValueError, match='expected "<metric>: <row> > <row>"'):
+    run_config(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / 'runs')
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_every_study_states_a_claim_and_its_default_tests_parse(path):
+  from effnet_jax.analysis.run import claim_tests
+  from effnet_jax.analysis.stats import ClaimTest
+  config = load(path).get_config()
+  assert len(config.claim) > 20
+  tests = claim_tests(config)
+  assert tests or config.experiment == 'gradcam'  # a picture, not a measurement
+  for text in tests:
+    ClaimTest.parse(text)
+  if config.train is not None:
+    assert config.seeds == 3

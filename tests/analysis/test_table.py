@@ -40,3 +40,20 @@ def test_list_settings_are_tuples_and_a_comma_string_names_the_tuple_spelling():
   assert as_tuple((1, 2), 'phis', float) == (1.0, 2.0) and as_tuple(None, 'images', str) == ()
   with pytest.raises(ValueError, match=r"phis='1,2': give a tuple, e.g. --config.phis=\"\('1', '2'\)\""):
     as_tuple('1,2', 'phis', float)
+
+
+def test_differences_to_the_baseline_carry_welchs_interval_and_rewards_one_per_seed():
+  from effnet_jax.analysis.stats import difference
+  from effnet_jax.analysis.table import add_differences
+  rows = [{'accuracy': 0.8, 'step_time': 0.1, 'params': 1e6,
+           '_samples': {'accuracy': [0.79, 0.80, 0.81]}},
+          {'accuracy': 0.83, 'step_time': 0.2, 'params': 1e6,
+           '_samples': {'accuracy': [0.82, 0.83, 0.84]}}]
+  add_differences(add_rewards(rows), 0.95)
+  assert 'delta' not in rows[0]  # the baseline itself
+  expected = difference([0.82, 0.83, 0.84], [0.79, 0.80, 0.81])
+  assert (rows[1]['delta'], rows[1]['delta_low'], rows[1]['delta_high']) == pytest.approx(
+      (0.03, expected.low, expected.high))
+  assert rows[1]['_samples']['reward'] == pytest.approx(
+      [nas_reward(a, 2.0, 1.0) for a in (0.82, 0.83, 0.84)])
+  assert rows[1]['reward_low'] < rows[1]['reward'] < rows[1]['reward_high']
