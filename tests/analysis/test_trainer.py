@@ -1,4 +1,7 @@
 """Rows, seeds, and train-step seconds from the timing pass."""
+import math
+import os
+
 import pytest
 
 from effnet_jax.analysis.progressive import mean_curve
@@ -82,3 +85,49 @@ def test_the_timing_pass_interleaves_the_rows_and_sums_stage_times(monkeypatch, 
   assert again[1]['_samples'] == first[1]['_samples']
   timing.cached_time_rows(['fixed', 'curriculum'], 10, paths, 3, 3)  # other repeats: retimed
   assert len(visits) == 12 + 9
+
+
+def test_more_seeds_train_only_the_new_ones_and_a_row_aggregates_its_seeds(monkeypatch, tmp_path):
+  import json
+  import ml_collections
+
+  from effnet_jax.analysis import timing, trainer
+  from effnet_jax.train import loop
+  trained = []
+
+  def fake_train(config, workdir):  # a finished run: its final record, accuracy from the seed
+    trained.append((os.path.basename(os.path.dirname(workdir)), config.seed))
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
+      f.write(json.dumps({'step': 2, 'final': True, 'eval/top1': 0.5 + 0.01 * config.seed,
+                          'wall_seconds': 1.0}) + '\n')
+
+  def fake_timing(configs, num_classes, paths, repeats, steps):
+    return [{'step_time': 0.1, 'images_per_sec': 80.0, 'train_seconds': 0.2, 'cached': False,
+             '_samples': {'step_time': [0.1] * repeats, 'train_seconds': [0.2] * repeats},
+             '_stages': []} for _ in configs]
+
+  monkeypatch.setattr(loop, 'train_and_evaluate', fake_train)
+  monkeypatch.setattr(timing, 'cached_time_rows', fake_timing)
+  monkeypatch.setattr(trainer, 'model_cost', lambda config, n: {'params': 10, 'macs': 20,
+                                                                'eval_image_size': 16})
+  study = ml_collections.ConfigDict({'train': small_train_config(), 'seeds': 1, 'level': 0.95,
+                                     'timing_repeats': 2, 'timing_steps': 1})
+  rows = [Row('a'), Row('b', overrides={'width_mult': 0.5})]
+  first = trainer.train_rows(study, rows, str(tmp_path), 10)
+  base_seed = study.train.seed
+  assert trained == [('a', base_seed), ('b', base_seed)]
+  assert first[0]['seeds'] == 1 and math.isnan(first[0]['accuracy_low'])
+  study.seeds = 3
+  again = trainer.train_rows(study, rows, str(tmp_path), 10)
+  assert trained[2:] == [('a', base_seed + 1), ('b', base_seed + 1),
+                         ('a', base_seed + 2), ('b', base_seed + 2)]  # seed-major, new only
+  a = again[0]
+  assert a['accuracy_seeds'] == pytest.approx([0.5 + 0.01 * (base_seed + k) for k in range(3)])
+  assert a['accuracy'] == pytest.approx(0.5 + 0.01 * (base_seed + 1))
+  assert a['accuracy_low'] < a['accuracy'] < a['accuracy_high']
+  assert a['run_dir'] == seed_dir(str(tmp_path), 'a', 0)
+  assert a['_samples']['step_time'] == [0.1, 0.1] and a['step_time'] == 0.1
+  study.seeds = 0
+  with pytest.raises(ValueError, match='seeds >= 1'):
+    trainer.train_rows(study, rows, str(tmp_path), 10)
