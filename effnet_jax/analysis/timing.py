@@ -22,26 +22,15 @@ import gc
 import json
 import os
 import statistics
-import time
 from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
-
-
-def _batch(mesh, batch_size: int, image_size: int, num_classes: int, uint8: bool):
-  from effnet_jax.train.step import global_batch
-  rng = np.random.default_rng(0)
-  shape = (batch_size, image_size, image_size, 3)
-  images = (rng.integers(0, 256, shape, np.uint8) if uint8 else
-            rng.normal(size=shape).astype(np.float32))
-  return global_batch(mesh, {'images': images,
-                             'labels': rng.integers(0, num_classes, batch_size).astype(np.int32)})
 
 
 def time_steps(compiled, state, batch, rng, warmup: int, steps: int) -> float:
   """Seconds per step of ``steps`` steps after ``warmup`` steps."""
+  from effnet_jax.tools.benchmark import median_step_seconds
   holder = [state]
 
   def run(n):
@@ -50,10 +39,7 @@ def time_steps(compiled, state, batch, rng, warmup: int, steps: int) -> float:
       holder[0], metrics = compiled(holder[0], batch, rng)
     jax.block_until_ready((holder[0], metrics))
 
-  run(warmup)
-  start = time.perf_counter()
-  run(steps)
-  return (time.perf_counter() - start) / steps
+  return median_step_seconds(run, warmup, steps, repeats=1)
 
 
 class _Row:
@@ -72,12 +58,12 @@ class _Row:
                      for stage in self.run.stages]
 
   def time_stage(self, index: int, warmup: int, steps: int) -> float:
-    from effnet_jax.tools.benchmark import synthetic_state
+    from effnet_jax.tools.benchmark import random_batch, synthetic_state
     stage = self.run.stages[index]
     replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
     state = synthetic_state(self.run.abstract_state, self.run.tx, replicated)
-    batch = _batch(self.mesh, stage.batch_size, stage.image_size, self.num_classes,
-                   self.run.prep.augment_on_device)
+    batch = random_batch(self.mesh, stage.batch_size, stage.image_size, self.num_classes,
+                         uint8=self.run.prep.augment_on_device)
     return time_steps(self.compiled[index], state, batch, self.rng, warmup, steps)
 
   def result(self, per_stage: list[list[float]]) -> dict[str, Any]:

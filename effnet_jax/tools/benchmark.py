@@ -227,17 +227,19 @@ def synthetic_state(abstract_state, tx, sharding):
   return jax.jit(build, out_shardings=sharding)(params, batch_stats)
 
 
-def _random_batch(mesh, case: Case, mode: str, uint8: bool = False):
-  """Random images: float32 N(0, 1), or (``uint8``: what an ``augment_on_device`` pipeline
-  sends) uniform uint8."""
+def random_batch(mesh, batch_size: int, image_size: int, num_classes: int = NUM_CLASSES,
+                 uint8: bool = False, mask: bool = False):
+  """A random global batch: images float32 N(0, 1), or (``uint8``: what an
+  ``augment_on_device`` pipeline sends) uniform uint8; labels below ``num_classes``; with
+  ``mask`` the eval step's all-ones mask."""
   from effnet_jax.train.step import global_batch
   rng = np.random.default_rng(0)
-  shape = (case.batch_size, case.image_size, case.image_size, 3)
+  shape = (batch_size, image_size, image_size, 3)
   batch = {'images': (rng.integers(0, 256, shape, np.uint8) if uint8 else
                       rng.normal(size=shape).astype(np.float32)),
-           'labels': rng.integers(0, NUM_CLASSES, case.batch_size).astype(np.int32)}
-  if mode == 'infer':
-    batch['mask'] = np.ones(case.batch_size, np.float32)
+           'labels': rng.integers(0, num_classes, batch_size).astype(np.int32)}
+  if mask:
+    batch['mask'] = np.ones(batch_size, np.float32)
   return global_batch(mesh, batch)
 
 
@@ -257,8 +259,8 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   run = builders.build_run(config, info, mesh)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   state = synthetic_state(run.abstract_state, run.tx, replicated)
-  batch = _random_batch(mesh, case, case.mode,
-                        uint8=case.mode == 'train' and run.prep.augment_on_device)
+  batch = random_batch(mesh, case.batch_size, case.image_size, mask=case.mode == 'infer',
+                       uint8=case.mode == 'train' and run.prep.augment_on_device)
   t0 = time.perf_counter()
   if case.mode == 'train':
     (stage,) = run.stages  # fixed size: one stage with the config's own values
