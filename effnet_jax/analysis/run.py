@@ -51,32 +51,27 @@ def claim_tests(config) -> tuple[str, ...]:
   return tuple(_function(CLAIM_TESTS[config.experiment])(config))
 
 
-def _pm(low: float, high: float, mean: float, scale: float, digits: int = 2) -> str:
-  if math.isnan(low):
-    return f'{scale * mean:.{digits}f}'
-  return f'{scale * mean:.{digits}f} ± {scale * (high - low) / 2:.{digits}f}'
-
-
 def printable(rows: list[dict]) -> list[dict]:
-  """The rows with ``top1`` and ``delta`` as "mean ± half-interval" in points."""
+  """The rows with ``top1`` and ``delta`` as "mean ± half-interval" in points
+  (``stats.Interval.format``)."""
+  from effnet_jax.analysis.stats import Interval
   out = []
   for r in rows:
     r = dict(r)
+    n = r.get('seeds', 1)
     if 'accuracy_low' in r:
-      r['top1'] = _pm(r['accuracy_low'], r['accuracy_high'], r['accuracy'], 100)
+      r['top1'] = Interval(r['accuracy'], r['accuracy_low'], r['accuracy_high'], n).format(100)
     elif 'accuracy' in r:
       r['top1'] = f'{100 * r["accuracy"]:.2f}'
     if 'delta' in r:
-      r['delta'] = _pm(r['delta_low'], r['delta_high'], r['delta'], 100)
+      r['delta'] = Interval(r['delta'], r['delta_low'], r['delta_high'], n).format(100)
     out.append(r)
   return out
 
 
-def judge_rows(config, rows: list[dict]) -> dict:
-  """The claim's verdict from the rows' ``_samples`` (``{}`` when the study has no claim)."""
+def judge_rows(config, rows: list[dict], tests: tuple[str, ...], level: float) -> dict:
+  """The claim's verdict from the rows' ``_samples`` (no test: "not judged")."""
   from effnet_jax.analysis import stats
-  tests = claim_tests(config)
-  level = float(config.get('level') or stats.LEVEL)
   samples = {r['name']: r['_samples'] for r in rows if 'name' in r and '_samples' in r}
   verdict, judgements = stats.judge_claim(tests, samples, level)
   return {'study': config.name, 'claim': config.get('claim', ''), 'verdict': verdict,
@@ -123,17 +118,19 @@ def run_config(config, workdir: str) -> list[dict]:
   if config.experiment not in EXPERIMENTS:
     raise ValueError(f'unknown experiment {config.experiment!r}; expected one of '
                      f'{sorted(EXPERIMENTS)}')
-  for text in claim_tests(config):  # a malformed test fails before any training
+  tests = claim_tests(config)
+  for text in tests:  # a malformed test fails before any training
     stats.ClaimTest.parse(text)
+  level = float(config.get('level') or stats.LEVEL)
   rows = _function(EXPERIMENTS[config.experiment])(config, workdir)
-  add_differences(rows, float(config.get('level') or stats.LEVEL))
+  add_differences(rows, level)
   path = write_csv(rows, os.path.join(workdir, 'results.csv'))
   per_seed = [s for r in rows for s in r.get('_seeds', ())]
   if per_seed:
     write_csv(per_seed, os.path.join(workdir, 'seeds.csv'))
   print(format_table(printable(rows), SUMMARY_COLUMNS))
   print(f'[ablate] wrote {path}', flush=True)
-  result = judge_rows(config, rows)
+  result = judge_rows(config, rows, tests, level)
   text = format_verdict(result)
   with open(os.path.join(workdir, 'verdict.md'), 'w') as f:
     f.write(text)
