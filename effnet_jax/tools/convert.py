@@ -177,10 +177,19 @@ def _roles(spec: BlockSpec) -> list[str]:
 
 class _Naming:
   """A source's layer names: ``stem``/``head`` (conv, bn), ``classifier``, and per block a dict
-  role -> (conv, bn) or, for 'se', (reduce, expand[, bn])."""
+  role -> (conv, bn) or, for 'se', (reduce, expand[, bn]).
+
+  :meth:`mapping` lists every tensor of a model; its default walks the stem/stages/head
+  skeleton of ``effnet_jax.models.network`` with the names above. A family with another
+  structure (a transformer, a ResNet) overrides :meth:`mapping` with its own walk.
+  """
   layout: _Layout
   stem: tuple[str, str]
   classifier: str
+
+  def mapping(self, config: ModelConfig) -> list['_Tensor']:
+    """Every tensor of ``config``'s model with its source name and layout transform."""
+    return _skeleton_mapping(self, config)
 
   def head(self, num_blocks: int) -> tuple[str, str]:
     raise NotImplementedError
@@ -374,8 +383,8 @@ def _dense(target: Path, name: str, layout: _Layout, transform):
   yield _Tensor(('params',) + target + ('bias',), layout.sep.join([name, bias]), _identity)
 
 
-def _tensor_mapping(naming: _Naming, config: ModelConfig) -> list[_Tensor]:
-  """Every tensor of ``config``'s model with its source name and layout transform."""
+def _skeleton_mapping(naming: _Naming, config: ModelConfig) -> list[_Tensor]:
+  """The tensors of a stem/stages/head network (``_Naming.mapping``'s default)."""
   layout = naming.layout
   out = list(_conv_bn(('stem',), *naming.stem, layout))
   blocks = list(_blocks(config))
@@ -434,7 +443,7 @@ def convert_state_dict(source: str, arch: str, state_dict: Mapping[str, np.ndarr
   naming = _naming(source, get_model_config(model_name, **overrides), state_dict)
   overrides['num_classes'] = _num_classes(naming, state_dict)
   config = get_model_config(model_name, **overrides)
-  mapping = _tensor_mapping(naming, config)
+  mapping = naming.mapping(config)
   expected = _expected_shapes(config)
   targets = {t.target for t in mapping}
   if targets != set(expected):  # a naming bug, not bad weights
