@@ -209,9 +209,18 @@ def _timm_trained_tags() -> list[Tag]:
           for name, preprocessing in rows]
 
 
+def _mobilenetv2_tags() -> list[Tag]:
+  """timm's MobileNetV2 weights (its own recipes, LAMB for 0.5x); registered preprocessing."""
+  return [Tag(name, name.partition('.')[0], _hub(name), 'ImageNet-1k (timm recipe)',
+              default=True)
+          for name in ('mobilenetv2_050.lamb_in1k', 'mobilenetv2_100.ra_in1k',
+                       'mobilenetv2_110d.ra_in1k', 'mobilenetv2_120d.ra_in1k',
+                       'mobilenetv2_140.ra_in1k')]
+
+
 TAGS: dict[str, Tag] = {tag.name: tag for tag in
                         _v1_tags() + _lite_tags() + _v2_tags() + _rexnet_tags() +
-                        _timm_trained_tags()}
+                        _timm_trained_tags() + _mobilenetv2_tags()}
 
 
 def list_pretrained(pattern: str = '*', verbose: bool = False) -> list:

@@ -25,6 +25,9 @@ class Published:
 _V1 = 'EfficientNet paper Table 2 / TPU README (AutoAugment)'
 _V2 = 'EfficientNetV2 official release table (automl README)'
 _RX = 'ReXNet README'
+_MV2 = 'MobileNetV2 paper Table 4'
+_MV2_SLIM = 'MobileNetV2 release table (tensorflow/models slim README)'
+_MV2_TIMM = 'timm-only variant (depth-scaled, stem/head fixed); params: timm'
 _LITE = 'params: timm tf_efficientnet_lite* (official definition); no top-1 in the references'
 
 PUBLISHED: dict[str, Published] = {
@@ -60,4 +63,10 @@ PUBLISHED: dict[str, Published] = {
     'rexnet_150': Published(9_728_593, 0.876, '9.7M', '0.88B', 80.3, _RX),
     'rexnet_200': Published(16_366_620, 1.529, '16M', '1.5B', 81.6, _RX),
     'rexnet_300': Published(34_708_792, 3.396, '34M', '3.4B', 82.8, _RX),
+    'mobilenetv2_050': Published(1_968_680, 0.097, '1.95M', '97M', 65.4, _MV2_SLIM),
+    'mobilenetv2_075': Published(2_636_424, 0.209, '2.61M', '209M', 69.8, _MV2_SLIM),
+    'mobilenetv2_100': Published(3_504_872, 0.301, '3.4M', '300M', 72.0, _MV2),
+    'mobilenetv2_140': Published(6_108_776, 0.582, '6.9M', '585M', 74.7, _MV2),
+    'mobilenetv2_110d': Published(4_516_520, None, None, None, None, _MV2_TIMM),
+    'mobilenetv2_120d': Published(5_831_144, None, None, None, None, _MV2_TIMM),
 }

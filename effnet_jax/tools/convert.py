@@ -66,6 +66,8 @@ def _arch_table(source: str) -> dict[str, tuple[str, dict[str, Any]]]:
       table[f'efficientnetv2_{v}'] = (f'efficientnetv2_{v}', _TORCH_TRAINED)
     for w in (100, 130, 150, 200, 300):
       table[f'rexnet_{w}'] = (f'rexnet_{w}', {})  # registered with PyTorch padding and epsilon
+    for v in ('050', '075', '100', '140', '110d', '120d'):
+      table[f'mobilenetv2_{v}'] = (f'mobilenetv2_{v}', {})  # as rexnet
   elif source == 'keras':
     for i in range(8):
       table[f'EfficientNetB{i}'] = (f'efficientnet_b{i}', {})

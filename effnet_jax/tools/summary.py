@@ -152,6 +152,7 @@ Every model belongs to a family (`ModelConfig.family`), and every family is one 
 | `efficientnet_lite` | `efficientnet_lite.py` | MBConv without SE | stem/head widths and first/last stage repeats never scaled, ReLU6 | as `efficientnet` |
 | `efficientnetv2` | `efficientnetv2.py` | Fused-MBConv, MBConv | no 10 % rule when rounding widths (`round_limit=0`) | groups of min(8, n) |
 | `rexnet` | `rexnet.py` | linear bottleneck (`lb`) | block widths generated linearly per block, stem/head width rules | per device |
+| `mobilenetv2` | `mobilenetv2.py` | MBConv without SE | ReLU6; the head conv never narrower than 1280; the `d` variants fix stem, head and first/last repeats | per device |
 
 MBConv (`ir`) and Fused-MBConv (`fu`) live in `blocks.py` because several families use them; a
 block only one family uses lives in that family's module. The shared code — `registry.py`,

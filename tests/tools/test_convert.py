@@ -81,6 +81,7 @@ def timm_logits(model: torch.nn.Module, batch: int = 2):
     ('tf_efficientnetv2_b0', 'safetensors', 'efficientnetv2_b0', {}),
     ('tf_efficientnet_lite0', 'state_dict', 'efficientnet_lite0', {}),
     ('rexnet_100', 'pth', 'rexnet_100', {}),
+    ('mobilenetv2_100', 'state_dict', 'mobilenetv2_100', {}),
 ])
 def test_timm_parity(arch, form, model_name, overrides, tmp_path):
   model = random_timm(arch)
