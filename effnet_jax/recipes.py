@@ -4,8 +4,9 @@ The recipes, their sources and where they differ from the papers: docs/reference
 training recipes'.
 
 One config file per model family runs these: ``configs/efficientnet.py``,
-``configs/efficientnetv2.py`` and ``configs/rexnet.py`` take the config argument
-``variant=...`` (a row of the family's table below: ``EFFICIENTNET_VARIANTS``, ...) and
+``configs/efficientnetv2.py``, ``configs/rexnet.py`` and, for the networks the papers compare
+with, ``configs/resnet.py``, ``configs/mobilenetv2.py`` and ``configs/swin.py`` take the config
+argument ``variant=...`` (a row of the family's table below: ``EFFICIENTNET_VARIANTS``, ...) and
 ``data=imagenet`` (default; TFDS ``imagenet2012`` with a manual download directory) or
 ``data=embedded`` (the same recipe, shortened and shrunk to run on the embedded Fashion-MNIST on
 a CPU), e.g. ``--config configs/efficientnet.py:variant=b0,data=embedded``.
@@ -18,7 +19,8 @@ recipe (:func:`small_cpu`) are defined here once for configs/default.py, the abl
 """
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Callable, Mapping
 
 import ml_collections
 
@@ -187,6 +189,92 @@ def rexnet(model: str, data: str = 'imagenet') -> ml_collections.ConfigDict:
   return _on_data(c, data)
 
 
+def resnet(model: str, data: str = 'imagenet', progressive: bool = False
+           ) -> ml_collections.ConfigDict:
+  """The ResNet-50 recipe of "Bag of Tricks" (He et al. 2019), cosine decay and label smoothing
+  without distillation or mixup: SGD with Nesterov momentum 0.9, 0.1 per 256 images at batch
+  1024, 5 linear warm-up epochs, cosine to 0, 120 epochs, weight decay 1e-4 (coupled, not on
+  biases and BN), label smoothing 0.1, Inception crop, per-device BN, no EMA, bf16.
+
+  ``progressive``: the EfficientNetV2 code's 4-stage curriculum (image size from 128 px up to the
+  train size; the EfficientNetV2 paper applies progressive learning to ResNets too)."""
+  c = base_config()
+  c.model = model
+  c.batch_size = 1024
+  c.num_epochs = 120.0
+  c.optimizer.update(name='sgd', base_learning_rate=0.1, momentum=0.9, nesterov=True,
+                     weight_decay=1e-4, weight_decay_mode='coupled',
+                     weight_decay_exclude='bn_and_bias')
+  c.schedule.update(name='cosine', warmup_epochs=5.0, min_learning_rate=0.0)
+  c.input.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.0)
+  c.augment.update(augment='none', label_smoothing=0.1)
+  c.ema_decay = 0.0
+  c.bn_group_size = 1
+  c.dtype = 'bfloat16'
+  c.eval_every_epochs = 5.0
+  if progressive:
+    c.curriculum.update(num_stages=4, schedule='code', min_image_size=128)
+  return _on_data(c, data)
+
+
+def mobilenetv2(model: str, data: str = 'imagenet', progressive: bool = False
+                ) -> ml_collections.ConfigDict:
+  """The MobileNetV2 release recipe (tensorflow/models slim README flags; the paper's section 6.1
+  agrees): TF RMSProp (decay 0.9, momentum 0.9, epsilon 1.0), 0.045 per 96 images on each of 8
+  GPUs (batch 768, 0.12 per 256), no warm-up, x 0.98 every 2.5 epochs, ~420 epochs (700k steps),
+  weight decay 4e-5 (coupled, not on BN), label smoothing 0.1, EMA 0.9999, Inception crop
+  (area 0.05-1), dropout 0.2, BN decay 0.997, per-device BN, bf16.
+
+  ``progressive``: the EfficientNetV2 code's 4-stage curriculum (as :func:`resnet`)."""
+  c = base_config()
+  c.model = model
+  c.model_overrides.bn_momentum = 0.997
+  c.batch_size = 768
+  c.num_epochs = 420.0
+  # slim averages the 8 clones' gradients and multiplies 0.045 by the clone count: 0.36 at 768
+  c.optimizer.update(name='rmsprop_tf', base_learning_rate=0.12, momentum=0.9, rms_decay=0.9,
+                     eps=1.0, weight_decay=4e-5, weight_decay_mode='coupled',
+                     weight_decay_exclude='bn_and_bias')
+  c.schedule.update(name='exponential', warmup_epochs=0.0, decay_epochs=2.5, decay_rate=0.98)
+  c.input.update(train_crop='inception', area_range=(0.05, 1.0), min_object_covered=0.1)
+  c.augment.update(augment='none', label_smoothing=0.1)
+  c.ema_decay = 0.9999
+  c.bn_group_size = 1
+  c.dtype = 'bfloat16'
+  c.eval_every_epochs = 5.0
+  if progressive:
+    c.curriculum.update(num_stages=4, schedule='code', min_image_size=128)
+  return _on_data(c, data)
+
+
+def swin(model: str, drop_path_rate: float, data: str = 'imagenet') -> ml_collections.ConfigDict:
+  """The Swin Transformer ImageNet-1k recipe (microsoft/Swin-Transformer ``config.py`` and the
+  paper's appendix A2.1): AdamW (0.9, 0.999, eps 1e-8), 5e-4 per 512 images at batch 1024,
+  20 linear warm-up epochs from 1e-6, cosine to 1e-5, 300 epochs, weight decay 0.05 (decoupled,
+  not on norms, biases and the relative position bias tables), gradient norm clipped at 5,
+  RandAugment (2 ops, magnitude 9), Mixup 0.8 and CutMix 1.0, label smoothing 0.1, stochastic
+  depth ``drop_path_rate`` (T 0.2, S 0.3, B 0.5), no EMA, eval crop 0.875, bf16."""
+  c = base_config()
+  c.model = model
+  c.model_overrides.update(drop_path_rate=drop_path_rate, dropout_rate=0.0)
+  c.batch_size = 1024
+  c.num_epochs = 300.0
+  c.optimizer.update(name='adamw', base_learning_rate=5e-4, lr_batch_base=512, b1=0.9,
+                     b2=0.999, eps=1e-8, weight_decay=0.05, weight_decay_mode='decoupled',
+                     weight_decay_exclude='norm_bias_and_tables', grad_clip_norm=5.0)
+  c.schedule.update(name='cosine', warmup_epochs=20.0, warmup_init=1e-6, min_learning_rate=1e-5)
+  c.input.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.0,
+                 crop_fraction=0.875)
+  c.augment.update(augment='randaugment', randaug_num_layers=2, randaug_magnitude=9.0,
+                   mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
+  c.ema_decay = 0.0
+  c.dtype = 'bfloat16'
+  c.eval_every_epochs = 5.0
+  if data == 'embedded':  # 32 px: token grids 8, 4, 2, 1 need a window dividing 8
+    c.model_overrides.window_size = 4
+  return _on_data(c, data)
+
+
 # ---- the model families: one config file each, a variant per row ----
 
 # EfficientNet-B0 ... B7: one recipe, the model alone differs.
@@ -209,6 +297,15 @@ EFFICIENTNETV2_VARIANTS = {
 
 # ReXNet width multipliers x100.
 REXNET_VARIANTS = ('100', '130', '150', '200', '300')
+
+# ResNet: the recipe's paper reports ResNet-50 and ResNet-50-D (other depths: --config.model).
+RESNET_VARIANTS = {'50': 'resnet50', '50d': 'resnet50d'}
+# MobileNetV2 width multipliers x100 of the release table.
+MOBILENETV2_VARIANTS = ('050', '075', '100', '140')
+# Swin Transformer: the registered model and its stochastic-depth rate (official configs).
+SWIN_VARIANTS = {'tiny': ('swin_tiny_patch4_window7_224', 0.2),
+                 'small': ('swin_small_patch4_window7_224', 0.3),
+                 'base': ('swin_base_patch4_window7_224', 0.5)}
 
 
 def _variant_args(arg: str | None, variants, **options: tuple[str, ...]) -> dict[str, str]:
@@ -248,20 +345,65 @@ def rexnet_config(arg: str | None) -> ml_collections.ConfigDict:
   return rexnet(f'rexnet_{args["variant"]}', args.get('data', 'imagenet'))
 
 
-# family (the config file's name and the models' prefix) -> (its config, its variants)
-FAMILIES: dict[str, tuple[Callable[[str | None], ml_collections.ConfigDict], tuple[str, ...]]] = {
-    'efficientnet': (efficientnet_config, EFFICIENTNET_VARIANTS),
-    'efficientnetv2': (efficientnetv2_config, tuple(EFFICIENTNETV2_VARIANTS)),
-    'rexnet': (rexnet_config, REXNET_VARIANTS),
+def resnet_config(arg: str | None) -> ml_collections.ConfigDict:
+  """configs/resnet.py: ``variant=50|50d`` [``,progressive=true``] [``,data=embedded``]."""
+  args = _variant_args(arg, RESNET_VARIANTS, progressive=PROGRESSIVE_CHOICES)
+  return resnet(RESNET_VARIANTS[args['variant']], args.get('data', 'imagenet'),
+                progressive=args.get('progressive') == 'true')
+
+
+def mobilenetv2_config(arg: str | None) -> ml_collections.ConfigDict:
+  """configs/mobilenetv2.py: ``variant=050|075|100|140`` [``,progressive=true``]
+  [``,data=embedded``]."""
+  args = _variant_args(arg, MOBILENETV2_VARIANTS, progressive=PROGRESSIVE_CHOICES)
+  return mobilenetv2(f'mobilenetv2_{args["variant"]}', args.get('data', 'imagenet'),
+                     progressive=args.get('progressive') == 'true')
+
+
+def swin_config(arg: str | None) -> ml_collections.ConfigDict:
+  """configs/swin.py: ``variant=tiny|small|base`` [``,data=embedded``]."""
+  args = _variant_args(arg, SWIN_VARIANTS)
+  model, drop_path_rate = SWIN_VARIANTS[args['variant']]
+  return swin(model, drop_path_rate, args.get('data', 'imagenet'))
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyConfig:
+  """A family config file (``configs/<name>.py``): its config function and its variants, each
+  the registered model it trains."""
+  config: Callable[[str | None], ml_collections.ConfigDict]
+  models: Mapping[str, str]  # variant -> registered model name
+
+  @property
+  def variants(self) -> tuple[str, ...]:
+    return tuple(self.models)
+
+
+def _prefixed(prefix: str, variants) -> dict[str, str]:
+  return {v: f'{prefix}_{v}' for v in variants}
+
+
+# the config file's name -> its config and variants
+FAMILIES: dict[str, FamilyConfig] = {
+    'efficientnet': FamilyConfig(efficientnet_config,
+                                 _prefixed('efficientnet', EFFICIENTNET_VARIANTS)),
+    'efficientnetv2': FamilyConfig(efficientnetv2_config,
+                                   _prefixed('efficientnetv2', EFFICIENTNETV2_VARIANTS)),
+    'rexnet': FamilyConfig(rexnet_config, _prefixed('rexnet', REXNET_VARIANTS)),
+    'resnet': FamilyConfig(resnet_config, RESNET_VARIANTS),
+    'mobilenetv2': FamilyConfig(mobilenetv2_config,
+                                _prefixed('mobilenetv2', MOBILENETV2_VARIANTS)),
+    'swin': FamilyConfig(swin_config, {v: m for v, (m, _) in SWIN_VARIANTS.items()}),
 }
 
 
 def family_of(model: str) -> tuple[str, str] | None:
   """``'efficientnetv2_s'`` -> ``('efficientnetv2', 's')``: the family config and variant that
   hold the model's official recipe; None for a model without one (e.g. EfficientNet-Lite)."""
-  family, _, variant = model.rpartition('_')
-  if family in FAMILIES and variant in FAMILIES[family][1]:
-    return family, variant
+  for family, entry in FAMILIES.items():
+    for variant, name in entry.models.items():
+      if name == model:
+        return family, variant
   return None
 
 
@@ -272,7 +414,7 @@ def model_recipe(model: str, arg: str | None = None) -> ml_collections.ConfigDic
   if found is None:
     return None
   family, variant = found
-  return FAMILIES[family][0](','.join([f'variant={variant}'] + ([arg] if arg else [])))
+  return FAMILIES[family].config(','.join([f'variant={variant}'] + ([arg] if arg else [])))
 
 
 def small_progressive() -> ml_collections.ConfigDict:

@@ -20,8 +20,8 @@ FAMILY_FILES = tuple(f'{family}.py' for family in recipes.FAMILIES)  # take vari
 EMBEDDED_ONLY = ('default.py', 'curriculum_smoke.py')  # configs of the embedded data set only
 FOLDER_ONLY = ('finetune_folder.py',)  # fine-tuning on an image folder (no data= argument)
 SINGLE = [c for c in CONFIGS if not c.endswith(FAMILY_FILES)]
-VARIANTS = [(family, variant) for family, (_, variants) in recipes.FAMILIES.items()
-            for variant in variants]
+VARIANTS = [(family, variant) for family, entry in recipes.FAMILIES.items()
+            for variant in entry.variants]
 V2_TWINS = [('efficientnetv2', v) for v in recipes.EFFICIENTNETV2_VARIANTS]  # progressive=false
 
 
@@ -47,9 +47,10 @@ def test_every_config_file_is_a_family_config_or_a_single_job():
 
 
 def test_every_required_recipe_exists():
-  models = {f'{family}_{variant}' for family, variant in VARIANTS}
+  models = {recipes.FAMILIES[family].models[variant] for family, variant in VARIANTS}
   required = ({f'efficientnet_b{i}' for i in range(8)} | {'efficientnetv2_s', 'efficientnetv2_m',
-              'efficientnetv2_l'} | {f'rexnet_{w}' for w in (100, 130, 150, 200, 300)})
+              'efficientnetv2_l'} | {f'rexnet_{w}' for w in (100, 130, 150, 200, 300)}
+              | {'resnet50', 'mobilenetv2_100', 'swin_tiny_patch4_window7_224'})
   assert required <= models
   assert os.path.exists(os.path.join(REPO, 'configs', 'default.py'))
   for model in models:
@@ -69,9 +70,9 @@ def test_family_config_documents_every_variant_and_only_those(family):
   doc = load(family_file(family)).__doc__
   assert 'python -m effnet_jax.main' in doc and 'Expected' in doc
   rows = variant_rows(doc)
-  assert list(rows) == list(recipes.FAMILIES[family][1])
+  assert list(rows) == list(recipes.FAMILIES[family].variants)
   for variant, (model, rest) in rows.items():
-    assert model == f'{family}_{variant}'
+    assert model == recipes.FAMILIES[family].models[variant]
     assert re.search(r'\d+\.\d %', rest), rest  # its expected top-1
 
 
@@ -109,7 +110,7 @@ def test_variant_loads_on_either_data_set(case):
   for arg in [base, f'{base},data=imagenet', f'{base},data=embedded']:
     config = module.get_config(arg)
     check_loaded(config, arg)
-    assert config.model == f'{family}_{variant}'
+    assert config.model == recipes.FAMILIES[family].models[variant]
   assert module.get_config(base).to_dict() == module.get_config(
       f'{base},data=imagenet').to_dict()  # imagenet is the default
 
@@ -117,13 +118,13 @@ def test_variant_loads_on_either_data_set(case):
 @pytest.mark.parametrize('family', list(recipes.FAMILIES))
 def test_family_config_rejects_unknown_arguments(family):
   module = load(family_file(family))
-  variant = recipes.FAMILIES[family][1][0]
+  variant = recipes.FAMILIES[family].variants[0]
   with pytest.raises(ValueError, match='valid'):
     module.get_config(f'variant={variant},data=cifar')
   with pytest.raises(ValueError, match='unknown config argument'):
     module.get_config(f'variant={variant},runlocal')
   with pytest.raises(ValueError, match=re.escape(f"variant='b9x'; valid values: "
-                                                 f"{recipes.FAMILIES[family][1]}")):
+                                                 f"{recipes.FAMILIES[family].variants}")):
     module.get_config('variant=b9x')
   with pytest.raises(ValueError, match='variant is required; valid values'):
     module.get_config(None)

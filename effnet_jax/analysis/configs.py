@@ -10,11 +10,17 @@ from effnet_jax.config import check_arg_keys, parse_config_arg
 SCALES = ('small', 'imagenet')
 
 
-def scale_of(arg: str | None) -> str:
-  """``'small'`` (default: the embedded data set on a CPU) or ``'imagenet'`` (pods)."""
+def scale_of(arg: str | None, **choices: tuple[str, ...]) -> str:
+  """``'small'`` (default: the embedded data set on a CPU) or ``'imagenet'`` (pods); the
+  config argument may also hold the keys of ``choices`` (read with :func:`arg_of`)."""
   args = parse_config_arg(arg)
-  check_arg_keys(args, {'scale': SCALES})
+  check_arg_keys(args, {'scale': SCALES, **choices})
   return args.get('scale', 'small')
+
+
+def arg_of(arg: str | None, key: str, default: str) -> str:
+  """The config argument's ``key`` (validated by :func:`scale_of`), else ``default``."""
+  return parse_config_arg(arg).get(key, default)
 
 
 def experiment(name: str, kind: str, train: ml_collections.ConfigDict | None, claim: str = '',
@@ -36,9 +42,8 @@ def experiment(name: str, kind: str, train: ml_collections.ConfigDict | None, cl
 
 def train_config(scale: str, model: str, **small) -> ml_collections.ConfigDict:
   """The base training config: ``small_train_config(model, **small)``, or the model's
-  official ImageNet recipe (recipes.py) for ``scale='imagenet'``."""
+  official ImageNet recipe (recipes.py; EfficientNet's for a model without one) for
+  ``scale='imagenet'``."""
   if scale == 'small':
     return small_train_config(model, **small)
-  if model.startswith('rexnet'):
-    return recipes.rexnet(model)
-  return recipes.efficientnet_v1(model)
+  return recipes.model_recipe(model) or recipes.efficientnet_v1(model)

@@ -21,6 +21,7 @@ EXPERIMENTS = {
     'rexnet_rank': 'effnet_jax.analysis.channels:run_rank_study',
     'rexnet_channels': 'effnet_jax.analysis.channels:run_channel_search',
     'gradcam': 'effnet_jax.analysis.gradcam:run_gradcam',
+    'families': 'effnet_jax.analysis.families:run_families',
 }
 # experiment name -> 'module:function' taking the config and returning the claim's default tests
 # (a config's own ``tests`` win); an experiment without one states no testable claim
@@ -31,11 +32,13 @@ CLAIM_TESTS = {
     'progressive': 'effnet_jax.analysis.progressive:progressive_tests',
     'rexnet_rank': 'effnet_jax.analysis.channels:rank_tests',
     'rexnet_channels': 'effnet_jax.analysis.channels:channel_tests',
+    'families': 'effnet_jax.analysis.families:family_tests',
 }
 # printed at the end (those an experiment's rows have); results.csv holds every column
 SUMMARY_COLUMNS = ('name', 'nonlinearity', 'expansion', 'rank_ratio', 'effective_rank_ratio',
-                   'label', 'probability', 'params', 'macs', 'eval_image_size', 'seeds', 'top1',
-                   'delta', 'images_per_sec', 'step_time_norm', 'reward')
+                   'label', 'probability', 'model', 'params', 'macs', 'eval_image_size', 'seeds',
+                   'top1', 'delta', 'images_per_sec', 'infer_images_per_sec', 'latency_ms',
+                   'latency_p90_ms', 'step_time_norm', 'reward')
 
 
 def _function(spec: str):

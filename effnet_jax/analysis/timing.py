@@ -112,29 +112,98 @@ def cached_time_rows(configs: list[ml_collections.ConfigDict], num_classes: int,
                      paths: list[str], repeats: int, steps: int) -> list[dict[str, Any]]:
   """``time_rows``' results, each read back from its path when that holds one of the same
   repeats and steps (``cached``: True); if any row lacks one, every row is timed again in one
-  interleaved pass (rows timed in different passes do not compare) and the files written."""
-  saved = []
-  for path in paths:
-    if os.path.exists(path):
-      with open(path) as f:
-        record = json.load(f)
-      if record.get('repeats') == repeats and record.get('steps') == steps:
-        saved.append(dict(record['result'], cached=True))
-        continue
-    saved.append(None)
-  if all(saved):
-    return saved
-  results = time_rows(configs, num_classes, repeats, steps)
-  for path, result in zip(paths, results):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump({'repeats': repeats, 'steps': steps, 'result': result}, f)
-    os.replace(tmp, path)  # atomic: a killed pass leaves no torn file
-  return [dict(r, cached=False) for r in results]
+  interleaved pass (:func:`cached`)."""
+  return cached(paths, {'repeats': repeats, 'steps': steps},
+                lambda: time_rows(configs, num_classes, repeats, steps))
 
 
 def seconds_at(stages: list[dict], step: int) -> float:
   """Train-step seconds up to ``step`` from the timed stages (``time_row``'s ``_stages``)."""
   return sum(max(0, min(step, s['end_step']) - s['start_step']) * s['step_time']
              for s in stages)
+
+
+class _Inference:
+  """A row's compiled eval-mode forward passes: at ``batch_size`` (throughput) and at 1
+  (latency), on random weights of the row's shapes and random images."""
+
+  def __init__(self, config: ml_collections.ConfigDict, num_classes: int, batch_size: int):
+    import numpy as np
+
+    from effnet_jax.analysis.trainer import model_of
+    from effnet_jax.models import build_model
+    from effnet_jax.train import builders
+    mcfg = model_of(config, num_classes)
+    size = builders.preprocessing(config, mcfg).eval_image_size
+    model = build_model(mcfg)
+    rng = np.random.default_rng(0)
+    self.images = {b: jax.numpy.asarray(rng.standard_normal((b, size, size, 3), np.float32))
+                   for b in (batch_size, 1)}
+    self.variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(
+        self.images[1])
+    forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    self.compiled = {b: forward.lower(self.variables, x).compile()
+                     for b, x in self.images.items()}
+    self.batch_size = batch_size
+
+  def time(self, batch: int, warmup: int, steps: int) -> list[float]:
+    """Seconds of each of ``steps`` forward passes (after ``warmup``), one at a time."""
+    import time
+    compiled, images = self.compiled[batch], self.images[batch]
+    for _ in range(warmup):
+      jax.block_until_ready(compiled(self.variables, images))
+    out = []
+    for _ in range(steps):
+      start = time.perf_counter()
+      jax.block_until_ready(compiled(self.variables, images))
+      out.append(time.perf_counter() - start)
+    return out
+
+
+def time_inference(configs: list[ml_collections.ConfigDict], num_classes: int, batch_size: int,
+                   repeats: int = 5, steps: int = 20, warmup: int = 2) -> list[dict[str, Any]]:
+  """Every row's eval-mode ``infer_images_per_sec`` at ``batch_size`` (median over the rounds
+  of each round's mean) and batch-1 latency (``latency_ms`` median, ``latency_p90_ms``, over all
+  single passes), with ``_samples`` (per round: images/s; per pass: latency). Interleaved
+  rounds as :func:`time_rows`."""
+  if repeats < 1 or steps < 1:
+    raise ValueError(f'timing_repeats={repeats}, timing_steps={steps}: both must be >= 1')
+  import numpy as np
+  gc.collect()
+  rows = [_Inference(config, num_classes, batch_size) for config in configs]
+  rates = [[] for _ in rows]
+  latencies = [[] for _ in rows]
+  for _ in range(repeats):
+    for row, rate, latency in zip(rows, rates, latencies):
+      rate.append(batch_size / statistics.mean(row.time(batch_size, warmup, steps)))
+      latency.extend(row.time(1, warmup, steps))
+  return [{'infer_images_per_sec': statistics.median(rate),
+           'latency_ms': 1e3 * statistics.median(latency),
+           'latency_p90_ms': 1e3 * float(np.percentile(latency, 90)),
+           '_samples': {'infer_images_per_sec': rate, 'latency_ms': [1e3 * t for t in latency]}}
+          for rate, latency in zip(rates, latencies)]
+
+
+def cached(paths: list[str], settings: dict[str, Any], compute) -> list[dict[str, Any]]:
+  """``compute()``'s per-row results, each read back from its path when that holds one of the
+  same ``settings`` (``cached``: True); if any row lacks one, all rows are computed again in one
+  pass (rows measured in different passes do not compare) and the files written atomically."""
+  saved = []
+  for path in paths:
+    if os.path.exists(path):
+      with open(path) as f:
+        record = json.load(f)
+      if record.get('settings') == settings:
+        saved.append(dict(record['result'], cached=True))
+        continue
+    saved.append(None)
+  if all(saved):
+    return saved
+  results = compute()
+  for path, result in zip(paths, results):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+      json.dump({'settings': settings, 'result': result}, f)
+    os.replace(tmp, path)  # atomic: a killed pass leaves no torn file
+  return [dict(r, cached=False) for r in results]

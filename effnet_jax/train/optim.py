@@ -15,7 +15,7 @@ import optax
 SCHEDULES = ('exponential', 'cosine', 'constant')
 OPTIMIZERS = ('rmsprop_tf', 'sgd', 'adamw', 'lars')
 WEIGHT_DECAY_MODES = ('coupled', 'decoupled')
-WEIGHT_DECAY_EXCLUDES = ('bn', 'bn_and_bias', 'none')
+WEIGHT_DECAY_EXCLUDES = ('bn', 'bn_and_bias', 'norm_bias_and_tables', 'none')
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
@@ -37,7 +37,7 @@ class OptimizerConfig:
   b2: float = 0.999
   weight_decay: float = 1e-5
   weight_decay_mode: str = 'coupled'  # coupled (through the loss, official) | decoupled
-  weight_decay_exclude: str = 'bn'  # bn (official V1) | bn_and_bias (V2, timm) | none
+  weight_decay_exclude: str = 'bn'  # bn (V1) | bn_and_bias (V2, timm) | norm_bias_and_tables | none
   lars_trust_coefficient: float = 0.001
   grad_clip_norm: float = 0.0  # 0: no clipping
 
@@ -97,14 +97,18 @@ def weight_decay_mask(params, exclude: str):
 
   BN parameters are the leaves ``scale`` / ``bias`` whose parent module is named ``bn``.
   ``exclude``: ``bn`` (official V1: decay all but BN), ``bn_and_bias`` (official V2 and timm:
-  no decay on any ``bias`` nor on BN ``scale``), ``none`` (decay everything). ``params`` may hold
-  arrays or abstract shapes.
+  no decay on any ``bias`` nor on BN ``scale``), ``norm_bias_and_tables`` (official Swin: no
+  decay on any leaf of at most one dimension — biases, BN and LayerNorm scales — nor on position
+  tables, leaves named ``*_table``), ``none`` (decay everything). ``params`` may hold arrays or
+  abstract shapes.
   """
   _check_choice('weight_decay_exclude', exclude, WEIGHT_DECAY_EXCLUDES)
 
-  def decayed(path, _) -> bool:
+  def decayed(path, leaf) -> bool:
     names = jax.tree_util.keystr(path, simple=True, separator='/').split('/')
     is_bn = names[-2:-1] == ['bn'] and names[-1] in ('scale', 'bias')
+    if exclude == 'norm_bias_and_tables':
+      return not (len(leaf.shape) <= 1 or names[-1].endswith('_table'))
     if exclude == 'bn':
       return not is_bn
     if exclude == 'bn_and_bias':
