@@ -16,7 +16,8 @@ REQUIRED = (
     [f'efficientnet_b{i}' for i in range(8)] + ['efficientnet_b8', 'efficientnet_l2']
     + [f'efficientnetv2_{v}' for v in ('s', 'm', 'l', 'xl', 'b0', 'b1', 'b2', 'b3')]
     + [f'rexnet_{w}' for w in (100, 130, 150, 200, 300)]
-    + [f'efficientnet_lite{i}' for i in range(5)])
+    + [f'efficientnet_lite{i}' for i in range(5)]
+    + [f'resnet{d}' for d in (18, 34, 50, 101, 152)] + ['resnet50d'])
 
 
 def test_registry_has_every_required_name_and_published_numbers():
@@ -68,7 +69,7 @@ def fill_like(abstract, seed=0):
 # family, and compiling it for the 100-500M-parameter variants costs minutes of a CI machine:
 # every variant runs in eval mode, one of each family also in train mode.
 TRAIN_MODE = ('efficientnet_b0', 'efficientnet_lite0', 'efficientnetv2_s', 'efficientnetv2_b0',
-              'rexnet_100')
+              'rexnet_100', 'resnet18')
 
 
 @pytest.mark.parametrize('name', list_models())
@@ -93,5 +94,5 @@ def test_forward_finite(name):
 
 
 def test_train_mode_covers_every_family():
-  families = {name.rsplit('_', 1)[0] + ('_lite' if 'lite' in name else '') for name in TRAIN_MODE}
-  assert {n.rsplit('_', 1)[0] + ('_lite' if 'lite' in n else '') for n in list_models()} <= families
+  family = lambda name: get_model_config(name).family
+  assert {family(n) for n in list_models()} <= {family(n) for n in TRAIN_MODE}
