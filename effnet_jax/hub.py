@@ -9,8 +9,8 @@ A weights SPEC (``load_pretrained(SPEC)``, ``predict --weights SPEC``, ``evaluat
   architecture and its preprocessing, ``model.safetensors`` or ``pytorch_model.bin``), fetched
   through ``huggingface_hub`` and its cache (``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` apply);
 * a tag of :data:`TAGS` (``tf_efficientnet_b0.ns_jft_in1k``, ``rexnet_100.nav_in1k``,
-  ``resnet50.tv_in1k``, ``efficientnet_lite0.in1k``, ...): the released weights, the preprocessing they were evaluated
-  with and their published ImageNet top-1.
+  ``resnet50.tv_in1k``, ``efficientnet_lite0.in1k``, ...): the released weights, the
+  preprocessing they were evaluated with and their published ImageNet top-1.
 
 Conversion goes through :mod:`effnet_jax.tools.convert` (every tensor checked against the
 model) and the result is written atomically under :func:`cache_dir`, keyed by the source's

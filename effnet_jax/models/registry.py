@@ -1,9 +1,9 @@
 """Model registry: names -> (family, architecture + metadata), and the public construction API.
 
 Every model belongs to a :class:`Family`, registered by the family's own module
-(``effnet_jax.models.efficientnet``, ``efficientnet_lite``, ``efficientnetv2``, ``rexnet``, ``resnet``): the
-module defines its blocks, its special cases and its variants; this module and the rest of the
-code base only call the family's hooks, so a new family touches no shared code.
+(``effnet_jax.models.efficientnet``, ``efficientnet_lite``, ``efficientnetv2``, ``rexnet``,
+``resnet``): the module defines its blocks, its special cases and its variants; this module and
+the rest of the code base only call the family's hooks, so a new family touches no shared code.
 """
 from __future__ import annotations
 
