@@ -9,8 +9,8 @@ A weights SPEC (``load_pretrained(SPEC)``, ``predict --weights SPEC``, ``evaluat
   architecture and its preprocessing, ``model.safetensors`` or ``pytorch_model.bin``), fetched
   through ``huggingface_hub`` and its cache (``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` apply);
 * a tag of :data:`TAGS` (``tf_efficientnet_b0.ns_jft_in1k``, ``rexnet_100.nav_in1k``,
-  ``efficientnet_lite0.in1k``, ...): the released weights, the preprocessing they were evaluated
-  with and their published ImageNet top-1.
+  ``resnet50.tv_in1k``, ``efficientnet_lite0.in1k``, ...): the released weights, the
+  preprocessing they were evaluated with and their published ImageNet top-1.
 
 Conversion goes through :mod:`effnet_jax.tools.convert` (every tensor checked against the
 model) and the result is written atomically under :func:`cache_dir`, keyed by the source's
@@ -185,6 +185,42 @@ def _rexnet_tags() -> list[Tag]:
               top1, TIMM_RESULTS, default=True) for w, top1 in _REXNET_TIMM.items()]
 
 
+_TORCHVISION = 'torchvision docs'  # acc@1 of the torchvision weights timm re-hosts as tv*/tv2*
+# resnet: (torchvision IMAGENET1K_V1 = tv_in1k top-1, IMAGENET1K_V2 = tv2_in1k top-1 or None)
+_RESNET_TV = {'resnet18': (69.758, None), 'resnet34': (73.314, None),
+              'resnet50': (76.13, 80.858), 'resnet101': (77.374, 81.886),
+              'resnet152': (78.312, 82.284)}
+
+
+def _resnet_tags() -> list[Tag]:
+  """ResNet weights: torchvision's (tv: the original recipe, the default; tv2: its 2021 recipe),
+  timm's ResNet-strikes-back A1 recipe, and ResNet-50-D's RandAugment training (its default)."""
+  tags = []
+  a1 = {'image_size': 224, 'eval_image_size': 288, 'crop_fraction': 1.0,
+        'interpolation': 'bicubic'}
+  for model, (tv, tv2) in _RESNET_TV.items():
+    name = f'{model}.tv_in1k'
+    tags.append(Tag(name, model, _hub(name), 'ImageNet-1k (torchvision)', tv, _TORCHVISION,
+                    {'image_size': 224, 'eval_image_size': 224, 'crop_fraction': 0.875,
+                     'interpolation': 'bilinear'}, default=True))
+    if tv2 is not None:
+      name = f'{model}.tv2_in1k'
+      tags.append(Tag(name, model, _hub(name), 'ImageNet-1k (torchvision v2 recipe)', tv2,
+                      _TORCHVISION, {'image_size': 176, 'eval_image_size': 224,
+                                     'crop_fraction': 0.965, 'interpolation': 'bilinear'}))
+    name = f'{model}.a1_in1k'
+    tags.append(Tag(name, model, _hub(name), 'ImageNet-1k (timm, ResNet strikes back A1)',
+                    preprocessing=a1))
+  tags.append(Tag('resnet50d.ra2_in1k', 'resnet50d', _hub('resnet50d.ra2_in1k'),
+                  'ImageNet-1k (timm recipe, RandAugment)',
+                  preprocessing={'image_size': 224, 'eval_image_size': 288,
+                                 'crop_fraction': 0.95, 'interpolation': 'bicubic'},
+                  default=True))
+  tags.append(Tag('resnet50d.a1_in1k', 'resnet50d', _hub('resnet50d.a1_in1k'),
+                  'ImageNet-1k (timm, ResNet strikes back A1)', preprocessing=a1))
+  return tags
+
+
 def _timm_trained_tags() -> list[Tag]:
   """timm's own PyTorch-trained weights of the same architectures (symmetric padding, BN eps
   1e-5); no top-1 of these is in our reference tables."""
@@ -220,7 +256,7 @@ def _mobilenetv2_tags() -> list[Tag]:
 
 TAGS: dict[str, Tag] = {tag.name: tag for tag in
                         _v1_tags() + _lite_tags() + _v2_tags() + _rexnet_tags() +
-                        _timm_trained_tags() + _mobilenetv2_tags()}
+                        _timm_trained_tags() + _mobilenetv2_tags() + _resnet_tags()}
 
 
 def list_pretrained(pattern: str = '*', verbose: bool = False) -> list:

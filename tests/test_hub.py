@@ -96,6 +96,8 @@ def test_every_tag_is_a_registered_model_with_one_default():
   assert defaults['efficientnet_lite0'] == 'efficientnet_lite0.in1k'  # the offline PyPI one
   assert hub.TAGS['tf_efficientnet_b0.ns_jft_in1k'].top1 == 78.8
   assert hub.TAGS['rexnet_100.nav_in1k'].top1 == 77.862
+  assert defaults['resnet50'] == 'resnet50.tv_in1k' and hub.TAGS['resnet50.tv_in1k'].top1 == 76.13
+  assert defaults['resnet50d'] == 'resnet50d.ra2_in1k'
 
 
 def test_every_hub_tag_evaluates_as_its_source_does():

@@ -39,6 +39,10 @@ def gradcam(model, variables, images: jax.Array, classes: jax.Array | None = Non
   added to the output of ``layer``'s module (any layer works, not only the last)."""
   import flax.linen as nn
   path = _module_path(layer)
+  if path == ('head_conv',) and 'head_conv' not in variables['params']:
+    # no head conv (ResNet): its 'head' map is the last stage's output
+    path = (max((k for k in variables['params'] if k.startswith('stages_')),
+                key=lambda k: int(k[7:])),)
   shapes = jax.eval_shape(lambda v, x: model.apply(v, x, method='forward_features'),
                           variables, images)
   if layer not in shapes:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from effnet_jax.models.arch import BlockSpec
 from effnet_jax.models.blocks import BLOCKS
 from effnet_jax.models.layers import ConvBN, LayerConfig, dense_init
-from effnet_jax.models.registry import ModelConfig, get_dtype
+from effnet_jax.models.registry import ModelConfig, feature_info, get_dtype
 
 
 class Stage(nn.Module):
@@ -153,7 +153,7 @@ def selected_levels(config: ModelConfig) -> tuple[FeatureInfo, ...]:
   """The levels ``config.out_indices`` picks (empty for a classifier)."""
   if config.out_indices is None:
     return ()
-  levels = feature_levels(config)
+  levels = feature_info(config)  # the family's levels
   bad = [i for i in config.out_indices if not -len(levels) <= i < len(levels)]
   if bad or not config.out_indices:
     raise ValueError(f'out_indices={tuple(config.out_indices)}: {config.name} has '

@@ -2,7 +2,8 @@
 disagreements between sources: docs/reference.md, 'Published numbers'.
 
 ``params`` is the exact trainable-parameter count of the released architecture as timm builds
-it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*`` built with ``pretrained=False``).
+it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*``, ``resnet*`` built with
+``pretrained=False``).
 ``gmacs`` is the conv + FC multiply-add count at ``eval_image_size`` (``None`` where no published FLOPs
 exist to compare with). ``paper_params``/``paper_flops`` are the rounded figures the papers or
 official READMEs print, ``top1`` their ImageNet top-1 at the eval size; ``source`` names the table.
@@ -28,6 +29,13 @@ _RX = 'ReXNet README'
 _MV2 = 'MobileNetV2 paper Table 4'
 _MV2_SLIM = 'MobileNetV2 release table (tensorflow/models slim README)'
 _MV2_TIMM = 'timm-only variant (depth-scaled, stem/head fixed); params: timm'
+# ResNet: paper FLOPs are He et al. 2016 Table 1 (multiply-adds, 224 px; the paper's v1 places
+# the bottleneck stride in the first 1x1 conv, so v1.5 counts more); top-1 of the torchvision
+# weights of the same (v1.5) architecture, single 224 px crop of a 256 px resize.
+_RN = ('He et al. 2016 Table 1 (FLOPs); top-1: torchvision docs, IMAGENET1K_V1 weights '
+       '(tv_in1k)')
+_RN_D = ('He et al. 2019 "Bag of Tricks" Table 5 (ResNet-50-D: FLOPs at 224 px, top-1); '
+         'GMACs here at the 288 px eval size of the default weights')
 _LITE = 'params: timm tf_efficientnet_lite* (official definition); no top-1 in the references'
 
 PUBLISHED: dict[str, Published] = {
@@ -69,4 +77,10 @@ PUBLISHED: dict[str, Published] = {
     'mobilenetv2_140': Published(6_108_776, 0.582, '6.9M', '585M', 74.7, _MV2),
     'mobilenetv2_110d': Published(4_516_520, None, None, None, None, _MV2_TIMM),
     'mobilenetv2_120d': Published(5_831_144, None, None, None, None, _MV2_TIMM),
+    'resnet18': Published(11_689_512, 1.814, None, '1.8B', 69.758, _RN),
+    'resnet34': Published(21_797_672, 3.664, None, '3.6B', 73.314, _RN),
+    'resnet50': Published(25_557_032, 4.089, None, '3.8B', 76.13, _RN),
+    'resnet101': Published(44_549_160, 7.801, None, '7.6B', 77.374, _RN),
+    'resnet152': Published(60_192_808, 11.514, None, '11.3B', 78.312, _RN),
+    'resnet50d': Published(25_576_264, 7.154, '25M', '4.3B', 77.16, _RN_D),
 }

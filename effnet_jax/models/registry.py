@@ -1,9 +1,9 @@
 """Model registry: names -> (family, architecture + metadata), and the public construction API.
 
 Every model belongs to a :class:`Family`, registered by the family's own module
-(``effnet_jax.models.efficientnet``, ``efficientnet_lite``, ``efficientnetv2``, ``rexnet``): the
-module defines its blocks, its special cases and its variants; this module and the rest of the
-code base only call the family's hooks, so a new family touches no shared code.
+(``effnet_jax.models.efficientnet``, ``efficientnet_lite``, ``efficientnetv2``, ``rexnet``,
+``resnet``): the module defines its blocks, its special cases and its variants; this module and
+the rest of the code base only call the family's hooks, so a new family touches no shared code.
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ class ModelConfig:
   Every field can be overridden through ``create_model(name, **overrides)``.
   """
   name: str
-  family: str  # a registered Family: efficientnet | efficientnet_lite | efficientnetv2 | rexnet
+  family: str  # a registered Family: efficientnet | efficientnet_lite | efficientnetv2 | rexnet |
+  # resnet
   # Architecture (read by the family's hooks; a family may leave fields unused).
   # base block strings; ReXNet: generated from width/depth unless given (final widths, as
   # rexnet.linear_bottleneck_stages writes them)
@@ -44,6 +45,9 @@ class ModelConfig:
   head_channels: int = 1280
   fix_stem_head: bool = False  # Lite: stem and head widths not scaled
   fix_first_last_repeats: bool = False  # Lite: first/last stage repeats not scaled
+  # ResNet: ResNet-D (He et al. 2019): deep 3-conv stem (widths stem/2, stem/2, stem) and 2x2
+  # average pooling before the stride-1 projection convs of the shortcuts
+  resnet_d: bool = False
   round_limit: float = 0.9  # V1 10 % rule; V2 0.0
   activation: str = 'silu'
   padding: str = 'same'

@@ -40,7 +40,7 @@ __all__ = ['SOURCES', 'ConversionError', 'convert', 'convert_state_dict', 'read_
            'resolve_arch']
 
 PROGRAM = 'effnet_jax.tools.convert'
-# PyTorch-trained weights (timm's non-``tf_`` models, ReXNet): static symmetric padding and
+# PyTorch-trained weights (timm's non-``tf_`` models, ReXNet, ResNet): static symmetric padding and
 # PyTorch's BatchNorm epsilon. TF-origin weights use the registered defaults (SAME, 1e-3).
 _TORCH_TRAINED = {'padding': 'symmetric', 'bn_eps': 1e-5}
 
@@ -68,6 +68,8 @@ def _arch_table(source: str) -> dict[str, tuple[str, dict[str, Any]]]:
       table[f'rexnet_{w}'] = (f'rexnet_{w}', {})  # registered with PyTorch padding and epsilon
     for v in ('050', '075', '100', '140', '110d', '120d'):
       table[f'mobilenetv2_{v}'] = (f'mobilenetv2_{v}', {})  # as rexnet
+    for name in ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnet50d'):
+      table[name] = (name, {})  # timm-trained / torchvision: registered with PyTorch constants
   elif source == 'keras':
     for i in range(8):
       table[f'EfficientNetB{i}'] = (f'efficientnet_b{i}', {})
@@ -242,6 +244,39 @@ class _TimmReXNet(_Naming):
     return names
 
 
+class _TimmResNet(_Naming):
+  """timm resnet.py (torchvision's names): stem ``conv1``/``bn1`` (ResNet-D: ``conv1.{0,1,3,4,6}``
+  a Sequential of conv, BN, act, conv, BN, act, conv, then ``bn1``), blocks
+  ``layer{stage + 1}.{index}`` with ``conv{k}``/``bn{k}`` and the projection shortcut
+  ``downsample.{0,1}`` (ResNet-D: ``downsample.{1,2}`` after the average pool), classifier ``fc``.
+  Its own walk: no head conv, and the network is effnet_jax.models.resnet.ResNet."""
+  layout = _TORCH
+  stem = ('conv1', 'bn1')
+  classifier = 'fc'
+
+  def mapping(self, config):
+    layout = self.layout
+    if config.resnet_d:
+      units = [('conv1.0', 'conv1.1'), ('conv1.3', 'conv1.4'), ('conv1.6', 'bn1')]
+    else:
+      units = [self.stem]
+    out = []
+    for i, (conv, bn) in enumerate(units):
+      out += _conv_bn(('stem', f'conv{i + 1}'), conv, bn, layout)
+    for b in _blocks(config):
+      p = f'layer{b.stage + 1}.{b.index}.'
+      prefix = (f'stages_{b.stage}', f'blocks_{b.index}')
+      for k in range(1, 4 if b.spec.block_type == 'bottleneck' else 3):
+        out += _conv_bn(prefix + (f'conv{k}',), f'{p}conv{k}', f'{p}bn{k}', layout)
+      if not b.spec.skip:  # the projection shortcut
+        first = 1 if config.resnet_d else 0
+        out += _conv_bn(prefix + ('downsample',), f'{p}downsample.{first}',
+                        f'{p}downsample.{first + 1}', layout)
+    if config.num_classes:
+      out += _dense(('classifier',), self.classifier, layout, layout.dense_transform)
+    return out
+
+
 class _Keras(_Naming):
   """keras.applications efficientnet.py / efficientnet_v2.py: ``block{stage + 1}{letter}_``."""
   layout = _KERAS
@@ -327,6 +362,7 @@ def _tensorflow(state_dict: Mapping[str, Any]) -> _TensorFlow:
 NAMINGS: dict[str, Callable[[Mapping[str, Any]], _Naming]] = {
     'timm_efficientnet': lambda state_dict: _TimmEfficientNet(),
     'timm_rexnet': lambda state_dict: _TimmReXNet(),
+    'timm_resnet': lambda state_dict: _TimmResNet(),
     'keras_efficientnet': lambda state_dict: _Keras(v2=False),
     'keras_efficientnetv2': lambda state_dict: _Keras(v2=True),
     'tensorflow': _tensorflow,

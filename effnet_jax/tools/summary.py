@@ -25,6 +25,8 @@ def _stage_rows(name: str, image_size: int, params) -> list[tuple[str, str, str,
   module_of = {'stem': 'stem', 'head': 'head_conv'}
   rows = []
   order = ['stem'] + [f'stage{i + 1}' for i in range(len(arch))] + ['head']  # eval_shape sorts
+  if 'head_conv' not in params:  # no head conv (ResNet): 'head' is the last stage's map again
+    order.remove('head')
   for key in order:
     shape = shapes[key]
     if key.startswith('stage'):
@@ -35,13 +37,20 @@ def _stage_rows(name: str, image_size: int, params) -> list[tuple[str, str, str,
               f'e{first.expand_ratio}' + (' se' if first.se_channels else ''))
       module = f'stages_{index}'
     else:
-      desc = 'conv3x3 s2' if key == 'stem' else 'conv1x1'
+      desc = _stem_description(params['stem']) if key == 'stem' else 'conv1x1'
       module = module_of[key]
     rows.append((key, desc, 'x'.join(map(str, shape.shape[1:])), f'{count_params(params[module]):,}'))
   if 'classifier' in params:
     rows.append(('classifier', 'pool, dropout, dense', str(config.num_classes),
                  f'{count_params(params["classifier"]):,}'))
   return rows
+
+
+def _stem_description(stem_params) -> str:
+  """The stem's convs by kernel size, e.g. 'conv3x3 s2' (the stem map is at stride 2)."""
+  kernels = [leaf.shape[0] for path, leaf in jax.tree_util.tree_flatten_with_path(stem_params)[0]
+             if path[-1].key == 'kernel']
+  return ', '.join(f'conv{k}x{k}' for k in kernels) + ' s2'
 
 
 def summarize(name: str, image_size: int | None = None) -> str:
@@ -127,8 +136,9 @@ are the evaluation the source publishes (ImageNet = mean 0.485 0.456 0.406, std 
 on [0, 1] pixels; otherwise the formula on 0-255 pixels), and the converted weights carry them,
 so `predict` and `evaluate --weights TAG` preprocess the same way. Top-1 is the published
 ImageNet-1k validation accuracy of those weights: timm's re-evaluation of the ported checkpoints
-where it exists, else the official README's; `–` where neither publishes one (the reference
-tables have none for EfficientNet-Lite or timm's own trainings). On ImageNet validation,
+where it exists, else the official README's (for the ResNet `tv`/`tv2` rows: torchvision's
+documentation of those weights); `–` where none publishes one (the reference tables have none
+for EfficientNet-Lite or timm's own trainings). On ImageNet validation,
 `.venv/bin/python -m effnet_jax.evaluate --weights TAG --folder /data/imagenet/val` checks a row;
 expect small differences (JPEG decoding and resizing differ between loaders). No row has been
 checked here: this machine has no ImageNet.
@@ -153,6 +163,7 @@ Every model belongs to a family (`ModelConfig.family`), and every family is one 
 | `efficientnetv2` | `efficientnetv2.py` | Fused-MBConv, MBConv | no 10 % rule when rounding widths (`round_limit=0`) | groups of min(8, n) |
 | `rexnet` | `rexnet.py` | linear bottleneck (`lb`) | block widths generated linearly per block, stem/head width rules | per device |
 | `mobilenetv2` | `mobilenetv2.py` | MBConv without SE | ReLU6; the head conv never narrower than 1280; the `d` variants fix stem, head and first/last repeats | per device |
+| `resnet` | `resnet.py` | basic (`basic`), bottleneck (`bottleneck`) | its own network: 7x7 stem + max pool, no head conv; projection shortcuts; ResNet-D (`resnet_d`: deep stem, average-pool shortcuts); the bottleneck's inner width is its rounded output width / 4 | per device |
 
 MBConv (`ir`) and Fused-MBConv (`fu`) live in `blocks.py` because several families use them; a
 block only one family uses lives in that family's module. The shared code — `registry.py`,
@@ -237,7 +248,8 @@ multiply-adds of one image at the eval size, SE included, BN and activations exc
 official models, built with `pretrained=False`); *paper* columns are the rounded figures the
 papers and official READMEs print (FLOPs there mean multiply-adds). Top-1 is the published
 ImageNet accuracy of the official checkpoints (B8: AdvProp, L2: NoisyStudent with extra data,
-V2-XL: ImageNet-21k pre-training); none is listed for Lite. The source of every column, per
+V2-XL: ImageNet-21k pre-training; ResNet-18 … 152: torchvision's weights of the same v1.5
+architecture, ResNet-50-D: the Bag of Tricks paper); none is listed for Lite. The source of every column, per
 model family: docs/reference.md, 'Published numbers'.
 """
 

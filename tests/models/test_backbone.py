@@ -16,6 +16,8 @@ TIMM_LEVELS = {
     'efficientnetv2_s': [24, 48, 64, 160, 256],
     'efficientnetv2_b0': [16, 32, 48, 112, 192],
     'rexnet_100': [16, 38, 61, 128, 185],
+    'resnet50': [64, 256, 512, 1024, 2048],
+    'resnet50d': [64, 256, 512, 1024, 2048],
 }
 
 
@@ -55,7 +57,8 @@ def test_bad_levels_are_clear_errors():
 
 
 @pytest.mark.parametrize('arch,name', [('tf_efficientnet_b0', 'efficientnet_b0'),
-                                       ('rexnet_100', 'rexnet_100')])
+                                       ('rexnet_100', 'rexnet_100'),
+                                       ('resnet50d', 'resnet50d')])
 def test_converted_weights_give_timms_feature_maps(arch, name, tmp_path):
   """timm weights (random, non-trivial BN statistics and biases) converted and saved; loaded
   as a backbone they give timm's features_only maps."""

@@ -17,7 +17,8 @@ REQUIRED = (
     + [f'efficientnetv2_{v}' for v in ('s', 'm', 'l', 'xl', 'b0', 'b1', 'b2', 'b3')]
     + [f'rexnet_{w}' for w in (100, 130, 150, 200, 300)]
     + [f'efficientnet_lite{i}' for i in range(5)]
-    + [f'mobilenetv2_{v}' for v in ('050', '075', '100', '140', '110d', '120d')])
+    + [f'mobilenetv2_{v}' for v in ('050', '075', '100', '140', '110d', '120d')]
+    + [f'resnet{d}' for d in (18, 34, 50, 101, 152)] + ['resnet50d'])
 
 
 def test_registry_has_every_required_name_and_published_numbers():
@@ -69,7 +70,7 @@ def fill_like(abstract, seed=0):
 # family, and compiling it for the 100-500M-parameter variants costs minutes of a CI machine:
 # every variant runs in eval mode, one of each family also in train mode.
 TRAIN_MODE = ('efficientnet_b0', 'efficientnet_lite0', 'efficientnetv2_s', 'efficientnetv2_b0',
-              'rexnet_100', 'mobilenetv2_100')
+              'rexnet_100', 'mobilenetv2_100', 'resnet18')
 
 
 @pytest.mark.parametrize('name', list_models())

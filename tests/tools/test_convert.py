@@ -82,6 +82,9 @@ def timm_logits(model: torch.nn.Module, batch: int = 2):
     ('tf_efficientnet_lite0', 'state_dict', 'efficientnet_lite0', {}),
     ('rexnet_100', 'pth', 'rexnet_100', {}),
     ('mobilenetv2_100', 'state_dict', 'mobilenetv2_100', {}),
+    ('resnet50', 'safetensors', 'resnet50', {}),
+    ('resnet18', 'state_dict', 'resnet18', {}),
+    ('resnet50d', 'pth', 'resnet50d', {}),  # deep stem, average-pool shortcuts
 ])
 def test_timm_parity(arch, form, model_name, overrides, tmp_path):
   model = random_timm(arch)
