@@ -1,4 +1,4 @@
-"""The EfficientNet / EfficientNetV2 / EfficientNet-Lite / ReXNet model zoo.
+"""The EfficientNet / EfficientNetV2 / EfficientNet-Lite / ReXNet / Swin Transformer model zoo.
 
 One module per family registers the family and its models (in this order: list_models()).
 """
@@ -6,6 +6,7 @@ from effnet_jax.models import efficientnet as _efficientnet  # noqa: F401  (regi
 from effnet_jax.models import efficientnet_lite as _efficientnet_lite  # noqa: F401
 from effnet_jax.models import efficientnetv2 as _efficientnetv2  # noqa: F401
 from effnet_jax.models import rexnet as _rexnet  # noqa: F401
+from effnet_jax.models import swin as _swin  # noqa: F401
 from effnet_jax.models.arch import (BlockSpec, compound_coefficients, decode_arch,
                                     decode_block_string, round_filters, round_repeats)
 from effnet_jax.models.network import EfficientNet, FeatureInfo
