@@ -2,9 +2,11 @@
 disagreements between sources: docs/reference.md, 'Published numbers'.
 
 ``params`` is the exact trainable-parameter count of the released architecture as timm builds
-it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*`` built with ``pretrained=False``).
-``gmacs`` is the conv + FC multiply-add count at ``eval_image_size`` (``None`` where no published FLOPs
-exist to compare with). ``paper_params``/``paper_flops`` are the rounded figures the papers or
+it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*``, ``swin_*`` built with
+``pretrained=False``). ``gmacs`` is the conv + FC multiply-add count at ``eval_image_size``
+(``None`` where no published FLOPs exist to compare with); for Swin it includes the attention
+matmuls q·kᵀ and weights·v, and torch's FlopCounterMode on timm's model gives the same
+4.491 / 8.741 / 15.431 G. ``paper_params``/``paper_flops`` are the rounded figures the papers or
 official READMEs print, ``top1`` their ImageNet top-1 at the eval size; ``source`` names the table.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Published:
 _V1 = 'EfficientNet paper Table 2 / TPU README (AutoAugment)'
 _V2 = 'EfficientNetV2 official release table (automl README)'
 _RX = 'ReXNet README'
+_SWIN = 'Swin Transformer paper (Liu et al. 2021) Table 1(a), ImageNet-1k, 224 px'
 _LITE = 'params: timm tf_efficientnet_lite* (official definition); no top-1 in the references'
 
 PUBLISHED: dict[str, Published] = {
@@ -60,4 +63,7 @@ PUBLISHED: dict[str, Published] = {
     'rexnet_150': Published(9_728_593, 0.876, '9.7M', '0.88B', 80.3, _RX),
     'rexnet_200': Published(16_366_620, 1.529, '16M', '1.5B', 81.6, _RX),
     'rexnet_300': Published(34_708_792, 3.396, '34M', '3.4B', 82.8, _RX),
+    'swin_tiny_patch4_window7_224': Published(28_288_354, 4.491, '28M', '4.5G', 81.3, _SWIN),
+    'swin_small_patch4_window7_224': Published(49_606_258, 8.741, '50M', '8.7G', 83.0, _SWIN),
+    'swin_base_patch4_window7_224': Published(87_768_224, 15.431, '88M', '15.4G', 83.5, _SWIN),
 }
