@@ -9,8 +9,9 @@ A weights SPEC (``load_pretrained(SPEC)``, ``predict --weights SPEC``, ``evaluat
   architecture and its preprocessing, ``model.safetensors`` or ``pytorch_model.bin``), fetched
   through ``huggingface_hub`` and its cache (``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` apply);
 * a tag of :data:`TAGS` (``tf_efficientnet_b0.ns_jft_in1k``, ``rexnet_100.nav_in1k``,
-  ``resnet50.tv_in1k``, ``efficientnet_lite0.in1k``, ...): the released weights, the
-  preprocessing they were evaluated with and their published ImageNet top-1.
+  ``resnet50.tv_in1k``, ``efficientnet_lite0.in1k``, ``swin_tiny_patch4_window7_224.ms_in1k``,
+  ...): the released weights, the preprocessing they were evaluated with and their published
+  ImageNet top-1.
 
 Conversion goes through :mod:`effnet_jax.tools.convert` (every tensor checked against the
 model) and the result is written atomically under :func:`cache_dir`, keyed by the source's
@@ -75,6 +76,7 @@ class Tag:
 TIMM_RESULTS = 'timm results'  # results-imagenet.csv: timm's evaluation at the eval size
 TPU_README = 'EfficientNet README'  # the official TPU repository: TF preprocessing
 AUTOML_README = 'EfficientNetV2 README'  # the official automl repository
+SWIN_README = 'Swin Transformer README'  # microsoft/Swin-Transformer's model zoo table
 _V1_SIZES = {'b0': 0.875, 'b1': 0.882, 'b2': 0.89, 'b3': 0.904, 'b4': 0.922, 'b5': 0.934,
              'b6': 0.942, 'b7': 0.949, 'b8': 0.954}
 # timm's re-evaluation of the ported official checkpoints (in1k = baseline preprocessing, aa =
@@ -218,6 +220,21 @@ def _resnet_tags() -> list[Tag]:
                   default=True))
   tags.append(Tag('resnet50d.a1_in1k', 'resnet50d', _hub('resnet50d.a1_in1k'),
                   'ImageNet-1k (timm, ResNet strikes back A1)', preprocessing=a1))
+def _swin_tags() -> list[Tag]:
+  """The official Swin weights as timm hosts them: ImageNet-1k (the defaults) and
+  ImageNet-22k pre-training fine-tuned on 1k; the registered preprocessing (224 px, crop 0.9,
+  bicubic, ImageNet mean/std) is timm's for every one."""
+  in1k = {'tiny': 81.2, 'small': 83.2, 'base': 83.5}
+  in22k_ft = {'base': 85.2}  # the README's; none quoted here for tiny/small
+  tags = []
+  for size in ('tiny', 'small', 'base'):
+    model = f'swin_{size}_patch4_window7_224'
+    tags.append(Tag(f'{model}.ms_in1k', model, _hub(f'{model}.ms_in1k'), 'ImageNet-1k',
+                    in1k[size], SWIN_README, default=True))
+    top1 = in22k_ft.get(size)
+    tags.append(Tag(f'{model}.ms_in22k_ft_in1k', model, _hub(f'{model}.ms_in22k_ft_in1k'),
+                    'ImageNet-22k, fine-tuned on ImageNet-1k', top1,
+                    SWIN_README if top1 else None))
   return tags
 
 
@@ -256,7 +273,8 @@ def _mobilenetv2_tags() -> list[Tag]:
 
 TAGS: dict[str, Tag] = {tag.name: tag for tag in
                         _v1_tags() + _lite_tags() + _v2_tags() + _rexnet_tags() +
-                        _timm_trained_tags() + _mobilenetv2_tags() + _resnet_tags()}
+                        _timm_trained_tags() + _mobilenetv2_tags() + _resnet_tags() +
+                        _swin_tags()}
 
 
 def list_pretrained(pattern: str = '*', verbose: bool = False) -> list:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -27,6 +28,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     'swish': nn.silu,
     'relu': nn.relu,
     'relu6': nn.relu6,
+    'gelu': functools.partial(nn.gelu, approximate=False),  # exact (erf), as torch.nn.GELU
 }
 
 

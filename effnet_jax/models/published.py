@@ -2,10 +2,11 @@
 disagreements between sources: docs/reference.md, 'Published numbers'.
 
 ``params`` is the exact trainable-parameter count of the released architecture as timm builds
-it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*``, ``resnet*`` built with
-``pretrained=False``).
-``gmacs`` is the conv + FC multiply-add count at ``eval_image_size`` (``None`` where no published FLOPs
-exist to compare with). ``paper_params``/``paper_flops`` are the rounded figures the papers or
+it (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``rexnet_*``, ``mobilenetv2_*``, ``resnet*``,
+``swin_*`` built with ``pretrained=False``). ``gmacs`` is the conv + FC multiply-add count at ``eval_image_size``
+(``None`` where no published FLOPs exist to compare with); for Swin it includes the attention
+matmuls q·kᵀ and weights·v, and torch's FlopCounterMode on timm's model gives the same
+4.491 / 8.741 / 15.431 G. ``paper_params``/``paper_flops`` are the rounded figures the papers or
 official READMEs print, ``top1`` their ImageNet top-1 at the eval size; ``source`` names the table.
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ _RN = ('He et al. 2016 Table 1 (FLOPs); top-1: torchvision docs, IMAGENET1K_V1 w
        '(tv_in1k)')
 _RN_D = ('He et al. 2019 "Bag of Tricks" Table 5 (ResNet-50-D: FLOPs at 224 px, top-1); '
          'GMACs here at the 288 px eval size of the default weights')
+_SWIN = 'Swin Transformer paper (Liu et al. 2021) Table 1(a), ImageNet-1k, 224 px'
 _LITE = 'params: timm tf_efficientnet_lite* (official definition); no top-1 in the references'
 
 PUBLISHED: dict[str, Published] = {
@@ -83,4 +85,7 @@ PUBLISHED: dict[str, Published] = {
     'resnet101': Published(44_549_160, 7.801, None, '7.6B', 77.374, _RN),
     'resnet152': Published(60_192_808, 11.514, None, '11.3B', 78.312, _RN),
     'resnet50d': Published(25_576_264, 7.154, '25M', '4.3B', 77.16, _RN_D),
+    'swin_tiny_patch4_window7_224': Published(28_288_354, 4.491, '28M', '4.5G', 81.3, _SWIN),
+    'swin_small_patch4_window7_224': Published(49_606_258, 8.741, '50M', '8.7G', 83.0, _SWIN),
+    'swin_base_patch4_window7_224': Published(87_768_224, 15.431, '88M', '15.4G', 83.5, _SWIN),
 }

@@ -33,15 +33,14 @@ class ModelConfig:
   Every field can be overridden through ``create_model(name, **overrides)``.
   """
   name: str
-  family: str  # a registered Family: efficientnet | efficientnet_lite | efficientnetv2 | rexnet |
-  # resnet
+  family: str  # a registered Family (list_families(): efficientnet, ..., resnet, swin)
   # Architecture (read by the family's hooks; a family may leave fields unused).
   # base block strings; ReXNet: generated from width/depth unless given (final widths, as
   # rexnet.linear_bottleneck_stages writes them)
   stages: tuple[tuple[str, ...], ...] = ()
   width_mult: float = 1.0
   depth_mult: float = 1.0
-  stem_channels: int = 32
+  stem_channels: int = 32  # Swin: the patch embedding width C (stages: C, 2C, 4C, 8C)
   head_channels: int = 1280
   fix_stem_head: bool = False  # Lite: stem and head widths not scaled
   fix_first_last_repeats: bool = False  # Lite: first/last stage repeats not scaled
@@ -52,7 +51,7 @@ class ModelConfig:
   activation: str = 'silu'
   padding: str = 'same'
   bn_momentum: float = 0.99  # Flax/TF convention (running = m * running + (1 - m) * batch)
-  bn_eps: float = 1e-3
+  bn_eps: float = 1e-3  # Swin (no BatchNorm): its LayerNorm epsilon
   dropout_rate: float = 0.2
   drop_path_rate: float = 0.2
   num_classes: int = 1000
@@ -63,6 +62,11 @@ class ModelConfig:
   # A backbone: the feature levels (indices into feature_info(config)) the model returns
   # instead of logits; None: the classifier.
   out_indices: tuple[int, ...] | None = None
+  # Transformer families (Swin); None / empty: not used by the family.
+  patch_size: int | None = None  # side of the non-overlapping patches the image is embedded in
+  window_size: int | None = None  # side of the attention windows (in tokens)
+  depths: tuple[int, ...] = ()  # blocks per stage
+  num_heads: tuple[int, ...] = ()  # attention heads per stage
   # Metadata: how the model is trained and evaluated.
   image_size: int = 224  # train resolution (a training config's input.image_size inherits it)
   eval_image_size: int = 224  # eval resolution (input.eval_image_size inherits it)
@@ -119,6 +123,10 @@ class Family:
       ``resolved_arch``; ``None`` for families that are not stem/stages/head networks.
     architecture: ``config -> dict`` of what the weights compute with (compared before
       fine-tuning from other weights); ``None``: the resolve hooks' blocks and widths.
+    adapt_variables: ``(variables, weights config, run config) -> variables``: fine-tuning
+      from weights of another config of the same ``architecture`` (e.g. Swin's relative
+      position bias tables resized to another window) before they are merged into the run's;
+      ``None``: the variables load as they are.
     feature_info: ``config -> levels`` (``network.FeatureInfo``: map name, channels,
       reduction) a backbone can return (``create_model(..., features_only=True)``); stem/stages/
       head networks use ``network.feature_levels``; ``None``: no backbone.
@@ -133,6 +141,8 @@ class Family:
   arch: Callable[[ModelConfig], tuple[tuple[arch_lib.BlockSpec, ...], ...]] | None = None
   architecture: Callable[[ModelConfig], dict[str, Any]] | None = None
   feature_info: Callable[[ModelConfig], tuple[Any, ...]] | None = None
+  adapt_variables: Callable[[dict[str, Any], ModelConfig, ModelConfig], dict[str, Any]] | None = (
+      None)
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -26,7 +26,9 @@ def profile(model: nn.Module, image_size: int):
 
   MACs count every conv and dense layer (SE included; BN, activations, pooling excluded), the
   convention of the papers' FLOPs columns: one multiply-add per kernel element per output
-  position (conv kernel [kh, kw, cin/groups, cout], dense [cin, cout]).
+  position (conv kernel [kh, kw, cin/groups, cout], dense [cin, cout]). A module that multiplies
+  activations by activations (attention: q·kᵀ, weights·v) declares those multiply-adds per image
+  with a ``matmul_macs(*args, **kwargs)`` method taking its call's arguments; they are added.
   """
   macs = []
 
@@ -37,6 +39,8 @@ def profile(model: nn.Module, image_size: int):
       kernel = module.variables['params']['kernel']
       positions = math.prod(out.shape[1:-1])
       macs.append(positions * math.prod(kernel.shape))
+    elif context.method_name == '__call__' and hasattr(module, 'matmul_macs'):
+      macs.append(module.matmul_macs(*args, **kwargs))
     return out
 
   with nn.intercept_methods(record):

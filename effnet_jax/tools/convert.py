@@ -70,6 +70,9 @@ def _arch_table(source: str) -> dict[str, tuple[str, dict[str, Any]]]:
       table[f'mobilenetv2_{v}'] = (f'mobilenetv2_{v}', {})  # as rexnet
     for name in ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnet50d'):
       table[name] = (name, {})  # timm-trained / torchvision: registered with PyTorch constants
+    for size in ('tiny', 'small', 'base'):
+      name = f'swin_{size}_patch4_window7_224'
+      table[name] = (name, {})  # registered as timm builds it (LayerNorm epsilon 1e-5)
   elif source == 'keras':
     for i in range(8):
       table[f'EfficientNetB{i}'] = (f'efficientnet_b{i}', {})
@@ -352,6 +355,48 @@ class _Lukemelas(_Naming):
             'project': (p + '_project_conv', p + '_bn2')}
 
 
+class _TimmSwin(_Naming):
+  """timm swin_transformer.py (1.0): ``patch_embed.proj``/``norm``, ``layers.{i}`` stages with
+  ``downsample`` (patch merging, stages 2-4) and ``blocks.{j}``, final ``norm``, ``head.fc``.
+  The ``relative_position_index`` and ``attn_mask`` buffers are not weights (recomputed here)."""
+  layout = _TORCH
+  classifier = 'head.fc'
+
+  def mapping(self, config):
+    def norm(target, name):
+      yield _Tensor(('params',) + target + ('scale',), f'{name}.weight', _identity)
+      yield _Tensor(('params',) + target + ('bias',), f'{name}.bias', _identity)
+
+    def linear(target, name, bias=True):
+      yield _Tensor(('params',) + target + ('kernel',), f'{name}.weight', _transpose)
+      if bias:
+        yield _Tensor(('params',) + target + ('bias',), f'{name}.bias', _identity)
+
+    out = [_Tensor(('params', 'patch_embed', 'proj', 'kernel'), 'patch_embed.proj.weight',
+                   _oihw_to_hwio),
+           _Tensor(('params', 'patch_embed', 'proj', 'bias'), 'patch_embed.proj.bias', _identity)]
+    out += norm(('patch_embed', 'norm'), 'patch_embed.norm')
+    for i, depth in enumerate(config.depths):
+      stage, p = (f'stages_{i}',), f'layers.{i}.'
+      if i:
+        out += norm(stage + ('downsample', 'norm'), p + 'downsample.norm')
+        out += linear(stage + ('downsample', 'reduction'), p + 'downsample.reduction', bias=False)
+      for j in range(depth):
+        block, q = stage + (f'blocks_{j}',), f'{p}blocks.{j}.'
+        out += norm(block + ('norm1',), q + 'norm1')
+        out += linear(block + ('attn', 'qkv'), q + 'attn.qkv')
+        out.append(_Tensor(('params',) + block + ('attn', 'relative_position_bias_table'),
+                           q + 'attn.relative_position_bias_table', _identity))
+        out += linear(block + ('attn', 'proj'), q + 'attn.proj')
+        out += norm(block + ('norm2',), q + 'norm2')
+        out += linear(block + ('fc1',), q + 'mlp.fc1')
+        out += linear(block + ('fc2',), q + 'mlp.fc2')
+    out += norm(('norm',), 'norm')
+    if config.num_classes:
+      out += linear(('classifier',), 'head.fc')
+    return out
+
+
 def _tensorflow(state_dict: Mapping[str, Any]) -> _TensorFlow:
   tpu = any('tpu_batch_normalization' in k for k in state_dict)
   return _TensorFlow('tpu_batch_normalization' if tpu else 'batch_normalization')
@@ -363,6 +408,7 @@ NAMINGS: dict[str, Callable[[Mapping[str, Any]], _Naming]] = {
     'timm_efficientnet': lambda state_dict: _TimmEfficientNet(),
     'timm_rexnet': lambda state_dict: _TimmReXNet(),
     'timm_resnet': lambda state_dict: _TimmResNet(),
+    'timm_swin': lambda state_dict: _TimmSwin(),
     'keras_efficientnet': lambda state_dict: _Keras(v2=False),
     'keras_efficientnetv2': lambda state_dict: _Keras(v2=True),
     'tensorflow': _tensorflow,
@@ -449,7 +495,9 @@ def _skeleton_mapping(naming: _Naming, config: ModelConfig) -> list[_Tensor]:
 
 def _ignored(source: str, key: str) -> bool:
   """Source tensors with no counterpart that are not an error."""
-  if source in ('timm', 'lukemelas'):
+  if source == 'timm':  # BN step counters; Swin's index and mask buffers (computed, not learned)
+    return key.endswith(('num_batches_tracked', 'relative_position_index', 'attn_mask'))
+  if source == 'lukemelas':
     return key.endswith('num_batches_tracked')
   if source == 'keras':  # in-model input preprocessing; ours is in the data pipeline
     return re.match(r'normalization(_\d+)?/', key) is not None

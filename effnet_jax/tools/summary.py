@@ -164,6 +164,7 @@ Every model belongs to a family (`ModelConfig.family`), and every family is one 
 | `rexnet` | `rexnet.py` | linear bottleneck (`lb`) | block widths generated linearly per block, stem/head width rules | per device |
 | `mobilenetv2` | `mobilenetv2.py` | MBConv without SE | ReLU6; the head conv never narrower than 1280; the `d` variants fix stem, head and first/last repeats | per device |
 | `resnet` | `resnet.py` | basic (`basic`), bottleneck (`bottleneck`) | its own network: 7x7 stem + max pool, no head conv; projection shortcuts; ResNet-D (`resnet_d`: deep stem, average-pool shortcuts); the bottleneck's inner width is its rounded output width / 4 | per device |
+| `swin` | `swin.py` | Swin Transformer block (shifted-window attention, MLP) | not a stem/stages/head CNN: its own `build` and `architecture`; no BatchNorm (LayerNorm); windows tile the token grid (input sizes: multiples of 224 px at window 7); `adapt_variables` resizes the relative position bias tables for fine-tuning at another window | no BatchNorm: none |
 
 MBConv (`ir`) and Fused-MBConv (`fu`) live in `blocks.py` because several families use them; a
 block only one family uses lives in that family's module. The shared code — `registry.py`,
@@ -189,7 +190,10 @@ A family module holds, top to bottom:
      `ModelConfig.resolved_stem_channels()` and friends; leave them out for a network that
      is not stem/stages/head (a transformer), which then gives its own `build`;
    - `architecture` — what fine-tuning compares before loading other weights (default: the
-     resolved blocks and stem/head widths).
+     resolved blocks and stem/head widths);
+   - `adapt_variables` — `(variables, weights config, run config) -> variables`, what
+     fine-tuning does to weights of another config of the same architecture before loading
+     them (Swin: bias tables resized to the run's windows).
 4. **Its variants**: one `register(ModelConfig(name=..., family=..., ...))` per model.
 
 Importing the module registers the family and its models; `create_model`, `list_models`,
@@ -243,7 +247,8 @@ the training step and the tools pick it up unchanged.
 ## Registered models
 
 *params* and *GMACs* are computed from our Flax modules (trainable parameters; conv + dense
-multiply-adds of one image at the eval size, SE included, BN and activations excluded).
+multiply-adds of one image at the eval size, SE included, BN and activations excluded; Swin's
+attention matmuls q·kᵀ and weights·v included, as its paper counts them).
 *reference* columns are the exact counts of the released architectures (timm's ports of the
 official models, built with `pretrained=False`); *paper* columns are the rounded figures the
 papers and official READMEs print (FLOPs there mean multiply-adds). Top-1 is the published

@@ -120,7 +120,8 @@ def init_state(model, tx, image_size: int, seed: int, ema: bool) -> TrainState:
   """A fresh train state (jit-able; the same on every process for the same seed)."""
   variables = model.init(jax.random.key(seed), jnp.zeros((1, image_size, image_size, 3)),
                          train=False)
-  params, batch_stats = variables['params'], variables['batch_stats']
+  params = variables['params']
+  batch_stats = variables.get('batch_stats', {})  # {}: a model without BatchNorm (Swin)
   copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                     opt_state=tx.init(params), ema_params=copy(params) if ema else None,

@@ -2,8 +2,10 @@
 
 ``config.init_from`` names either (``effnet_jax.pretrained``). The run's own config says
 what is trained; the weights must be of the same architecture (blocks, widths, activation,
-padding, BN epsilon). The classifier is re-initialised where its shape differs (another number
-of classes); any other missing, unexpected or reshaped array is an error naming them all.
+padding, BN epsilon); what a family lets differ it adapts first (``Family.adapt_variables``:
+Swin's relative position bias tables are resized to the run's windows). The classifier is
+re-initialised where its shape differs (another number of classes); any other missing,
+unexpected or reshaped array is an error naming them all.
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def merge_variables(pretrained: dict[str, Any], fresh: dict[str, Any], what: str
       params[HEAD] = fresh_head
       reinitialised = sorted(f'params/{HEAD}/{name}' for name in fresh_head)
   merged = {'params': params, 'batch_stats': pretrained.get('batch_stats', {})}
-  target = {'params': fresh['params'], 'batch_stats': fresh['batch_stats']}
+  target = {'params': fresh['params'], 'batch_stats': fresh.get('batch_stats', {})}
   check_compatible(merged, target, what)
   merged = jax.tree_util.tree_map(lambda x, like: np.asarray(x, like.dtype), merged, target)
   return merged, reinitialised
@@ -92,6 +94,9 @@ def load_initial_variables(path: str, run: ModelConfig, fresh: dict[str, Any]
     raise ValueError(f'init_from: {error}') from None
   check_architecture(run, weights, path)
   _, pretrained = load_pretrained(path)
-  variables, reinitialised = merge_variables(jax.device_get(pretrained), fresh,
-                                             f'init_from {path}')
+  pretrained = jax.device_get(pretrained)
+  adapt = get_family(run.family).adapt_variables
+  if adapt is not None:  # e.g. Swin: bias tables of the weights' windows resized to the run's
+    pretrained = adapt(pretrained, weights, run)
+  variables, reinitialised = merge_variables(pretrained, fresh, f'init_from {path}')
   return variables, reinitialised, weights

@@ -141,7 +141,8 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, 
                                   train=True, mutable=['batch_stats'],
                                   rngs={'dropout': dropout_key})
     loss = jnp.mean(optax.softmax_cross_entropy(logits, targets))
-    return loss / num_devices, (loss, logits, updates['batch_stats'])
+    # a model without BatchNorm (Swin) has no statistics to update
+    return loss / num_devices, (loss, logits, updates.get('batch_stats', {}))
 
   grads, (loss, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)

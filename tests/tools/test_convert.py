@@ -102,6 +102,33 @@ def test_timm_parity(arch, form, model_name, overrides, tmp_path):
                reference)
 
 
+def test_timm_swin_parity():
+  """swin_tiny_patch4_window7_224 (LayerNorm scales and all biases random): 224 px, the size its
+  windows tile; the relative_position_index/attn_mask buffers, if present, are not weights."""
+  arch = 'swin_tiny_patch4_window7_224'
+  model = random_timm(arch)
+  images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+  with torch.no_grad():
+    reference = model(images).numpy()
+  state = dict(model.state_dict())
+  state['layers.1.blocks.1.attn_mask'] = torch.zeros(16, 49, 49)  # older timm saved the buffers
+  name, overrides, variables = convert.convert('timm', arch, state)
+  assert (name, overrides) == (arch, {'num_classes': 1000})
+  check_parity(f'timm {arch}', get_model_config(name, **overrides), variables,
+               images.numpy().transpose(0, 2, 3, 1), reference)
+
+
+def test_swin_bias_table_resizing_is_torch_bicubic():
+  """The fine-tuning resize (effnet_jax.models.swin) is the official code's
+  ``F.interpolate(mode='bicubic')`` of each head's offset grid, window 7 -> 12."""
+  from effnet_jax.models import swin
+  table = torch.randn(13 * 13, 4, generator=torch.Generator().manual_seed(3))
+  reference = torch.nn.functional.interpolate(
+      table.T.reshape(1, 4, 13, 13), size=(23, 23), mode='bicubic', align_corners=False)
+  reference = reference.reshape(4, 23 * 23).T.numpy()
+  np.testing.assert_allclose(swin.resize_bias_table(table.numpy(), 12), reference, atol=1e-5)
+
+
 def test_timm_deep_model_parity_in_float64():
   """tf_efficientnetv2_s (40 blocks; Fused e1 blocks with residual) in float64 on both sides.
 
