@@ -220,6 +220,9 @@ def _resnet_tags() -> list[Tag]:
                   default=True))
   tags.append(Tag('resnet50d.a1_in1k', 'resnet50d', _hub('resnet50d.a1_in1k'),
                   'ImageNet-1k (timm, ResNet strikes back A1)', preprocessing=a1))
+  return tags
+
+
 def _swin_tags() -> list[Tag]:
   """The official Swin weights as timm hosts them: ImageNet-1k (the defaults) and
   ImageNet-22k pre-training fine-tuned on 1k; the registered preprocessing (224 px, crop 0.9,
