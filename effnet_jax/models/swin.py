@@ -403,6 +403,10 @@ def build(config: ModelConfig) -> SwinTransformer:
   if len(config.depths) != len(config.num_heads) or not config.depths:
     raise ValueError(f'{config.name}: depths {config.depths} and num_heads {config.num_heads} '
                      'must give one entry per stage')
+  if config.width_mult != 1.0 or config.depth_mult != 1.0:
+    raise ValueError(f'{config.name}: the swin family has no width/depth multipliers (phi, '
+                     f'width_mult={config.width_mult:g}, depth_mult={config.depth_mult:g}); '
+                     'size a Swin with stem_channels (C), depths and num_heads')
   if not config.patch_size or not config.window_size:
     raise ValueError(f'{config.name}: a swin model needs patch_size and window_size')
   return SwinTransformer(

@@ -13,7 +13,7 @@ import sys
 import jax
 
 from effnet_jax import cli
-from effnet_jax.models import create_model, get_model_config, list_models
+from effnet_jax.models import create_model, get_family, get_model_config, list_models
 from effnet_jax.models.published import PUBLISHED
 from effnet_jax.models.utils import count_params, feature_shapes, profile
 
@@ -75,11 +75,15 @@ def summarize(name: str, image_size: int | None = None) -> str:
       f'{tuple(round(s, 4) for s in config.std)}',
       '',
   ]
-  rows = [('output', 'blocks', 'shape (HxWxC)', 'params')] + _stage_rows(
-      name, image_size, variables['params'])
-  widths = [max(len(r[i]) for r in rows) for i in range(4)]
+  if get_family(config.family).arch is None:  # not a stem/stages/head CNN (Swin): its modules
+    rows = [('module', 'params')] + [(module, f'{count_params(tree):,}')
+                                     for module, tree in variables['params'].items()]
+  else:
+    rows = [('output', 'blocks', 'shape (HxWxC)', 'params')] + _stage_rows(
+        name, image_size, variables['params'])
+  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   for r in rows:
-    lines.append('  ' + '  '.join(c.ljust(w) if i < 3 else c.rjust(w)
+    lines.append('  ' + '  '.join(c.ljust(w) if i < len(r) - 1 else c.rjust(w)
                                   for i, (c, w) in enumerate(zip(r, widths))))
   return '\n'.join(lines)
 
@@ -202,47 +206,16 @@ can live in your project; to ship one with effnet_jax, import its module in
 `effnet_jax/models/__init__.py` (registration order is `list_models()` order) and add its
 published numbers to `models/published.py`.
 
-Worked example, MobileNetV2 — the shared MBConv without SE, ReLU6, a head that never narrows:
+Three worked examples ship with the zoo, from the least to the most new code:
 
-```python
-# mobilenetv2.py
-from effnet_jax.models import arch, efficientnet, network
-from effnet_jax.models.registry import Family, ModelConfig, register, register_family
-
-# The paper's Table 2 as block strings: MBConv ('ir', shared) with no SE.
-BASE = (('ir_r1_k3_s1_e1_c16',), ('ir_r2_k3_s2_e6_c24',), ('ir_r3_k3_s2_e6_c32',),
-        ('ir_r4_k3_s2_e6_c64',), ('ir_r3_k3_s1_e6_c96',), ('ir_r3_k3_s2_e6_c160',),
-        ('ir_r1_k3_s1_e6_c320',))
-
-
-def head_channels(config: ModelConfig) -> int:
-  \"\"\"The special case: the 1280-channel head widens with width_mult but never narrows.\"\"\"
-  return arch.round_filters(config.head_channels, max(1.0, config.width_mult))
-
-
-FAMILY = register_family(Family(
-    name='mobilenetv2', build=network.build,
-    **{**efficientnet.RESOLVE_HOOKS, 'head_channels': head_channels}))
-
-for width in (0.5, 1.0, 1.4):
-  register(ModelConfig(
-      name=f'mobilenetv2_{round(width * 100)}', family='mobilenetv2', stages=BASE,
-      width_mult=width, activation='relu6', padding='symmetric', bn_momentum=0.9,
-      bn_eps=1e-5, dropout_rate=0.2, drop_path_rate=0.0))
-```
-
-```python
-import mobilenetv2  # registers the family and its three models
-from effnet_jax.models import count_params, create_model
-from effnet_jax.models.utils import abstract_variables
-
-model = create_model('mobilenetv2_100')
-count_params(abstract_variables(model, 224)['params'])  # 3,504,872
-```
-
-3,504,872 is torchvision's `mobilenet_v2` count. A family with a new kind of block (a ResNet
-basic block, say) registers it in step 1 and writes it into its block strings; the skeleton,
-the training step and the tools pick it up unchanged.
+- `mobilenetv2.py` (about 60 lines): the shared MBConv without SE and the shared skeleton; its
+  only special case is a head that widens with `width_mult` but never narrows (a `head_channels`
+  hook), registered with `dataclasses.replace(efficientnet.FAMILY, ...)`.
+- `resnet.py`: new blocks (`basic`, `bottleneck`) registered as block-string types, so
+  `arch.decode_arch` scales them like any other, and its own network module (a max-pool stem, no
+  head conv) with its own feature levels.
+- `swin.py`: no block strings at all: its own `build`, `architecture` (what fine-tuning
+  compares) and `adapt_variables` (bias tables resized to another window).
 
 ## Registered models
 

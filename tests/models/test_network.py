@@ -184,7 +184,7 @@ def test_metadata():
       'symmetric', 1e-5, 0.0, 0.875)
   for name in list_models():
     c = get_model_config(name)
-    assert c.padding == ('symmetric' if c.family in ('rexnet', 'resnet') else 'same')
+    assert c.padding == ('symmetric' if c.family in ('rexnet', 'resnet', 'mobilenetv2') else 'same')
     assert c.image_size <= c.eval_image_size and 0 < c.crop_fraction <= 1
 
 

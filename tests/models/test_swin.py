@@ -50,6 +50,8 @@ def test_an_input_size_the_windows_do_not_tile_is_a_clear_error():
     apply(256)
   with pytest.raises(ValueError, match=r'windows \[12, 12, 12, 7\].*cannot take 224x224'):
     abstract_variables(create_model('swin_base_patch4_window7_224', window_size=12), 224)
+  with pytest.raises(ValueError, match='no width/depth multipliers.*stem_channels'):
+    create_model('swin_tiny_patch4_window7_224', phi=1.0)  # not silently the unscaled model
 
 
 def test_bias_table_resizing():

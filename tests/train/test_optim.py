@@ -204,7 +204,8 @@ def test_grad_clip_applies_to_the_raw_gradient_before_coupled_decay():
 @pytest.mark.parametrize('kwargs, valid', [
     (dict(name='adam'), "['rmsprop_tf', 'sgd', 'adamw', 'lars']"),
     (dict(name='sgd', weight_decay_mode='l2'), "['coupled', 'decoupled']"),
-    (dict(name='sgd', weight_decay_exclude='bias'), "['bn', 'bn_and_bias', 'none']"),
+    (dict(name='sgd', weight_decay_exclude='bias'),
+     "['bn', 'bn_and_bias', 'norm_bias_and_tables', 'none']"),
 ])
 def test_unknown_choices_list_the_valid_values(kwargs, valid):
   with pytest.raises(ValueError, match=re.escape(valid)):
@@ -221,7 +222,8 @@ def test_masks_on_real_parameter_trees(model_name):
   params = abstract_variables(create_model(model_name), 32)['params']
   paths = [jax.tree_util.keystr(p, simple=True, separator='/')
            for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
-  masks = {e: jax.tree.leaves(weight_decay_mask(params, e)) for e in ('bn', 'bn_and_bias', 'none')}
+  masks = {e: jax.tree.leaves(weight_decay_mask(params, e))
+           for e in ('bn', 'bn_and_bias', 'norm_bias_and_tables', 'none')}
   kinds = {'bn': [], 'se_bias': [], 'classifier_bias': [], 'kernel': []}
   for i, path in enumerate(paths):
     if '/bn/' in path:
@@ -237,6 +239,7 @@ def test_masks_on_real_parameter_trees(model_name):
               'bn_and_bias': {'bn': False, 'se_bias': False, 'classifier_bias': False,
                               'kernel': True},
               'none': dict.fromkeys(kinds, True)}
+  expected['norm_bias_and_tables'] = expected['bn_and_bias']  # a CNN has no tables
   for exclude, by_kind in expected.items():
     for kind, decayed in by_kind.items():
       assert {masks[exclude][i] for i in kinds[kind]} == {decayed}, (exclude, kind)
@@ -306,3 +309,18 @@ def test_batch_size_scaling_rule(base, batch, batch_base, peak):
   lr = learning_rate_schedule('constant', base, batch, 100.0, 1000, warmup_epochs=0.0,
                               lr_batch_base=batch_base)
   assert float(lr(10)) == pytest.approx(peak)
+
+
+def test_swin_mask_spares_norms_biases_and_bias_tables():
+  """The official Swin rule: no decay on LayerNorm scales, biases and relative position bias
+  tables; every other (2-D or 4-D) kernel decays."""
+  model = create_model('swin_tiny_patch4_window7_224', stem_channels=8, depths=(1, 1, 1, 1),
+                       num_heads=(1, 1, 2, 2), window_size=2, image_size=32)
+  params = abstract_variables(model, 32)['params']
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+  mask = jax.tree.leaves(weight_decay_mask(params, 'norm_bias_and_tables'))
+  for (path, leaf), decayed in zip(flat, mask):
+    name = jax.tree_util.keystr(path, simple=True, separator='/')
+    spared = name.endswith(('scale', 'bias', 'relative_position_bias_table'))
+    assert decayed == (not spared), name
+  assert any(mask) and not all(mask)

@@ -146,3 +146,33 @@ def test_eval_step_masks_padding():
   assert sums['top1'] == np.sum(np.argmax(logits, -1) == data['labels'][:5])
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, data['labels'][:5])
   assert sums['loss'] == pytest.approx(float(np.sum(loss)), rel=1e-5)
+
+
+@pytest.mark.parametrize('name, size, overrides', [
+    ('mobilenetv2_100', 32, dict(phi=-12.0)),
+    ('resnet50', 32, dict(phi=-14.0, drop_path_rate=0.1)),
+], ids=lambda v: v if isinstance(v, str) else '')  # Swin's: tests/models/test_swin.py
+def test_one_train_step_of_each_compared_family(name, size, overrides):
+  """The networks the papers compare with train through the same sharded step (2 devices, BN
+  statistics over both) at tiny size: finite loss, every parameter leaf moves, BN statistics
+  follow the batch."""
+  mesh = make_mesh(2, jax.devices()[:2])
+  model = build_model(get_model_config(name, num_classes=NUM_CLASSES, dropout_rate=0.0,
+                                       bn_axis_name=bn_axis_name(mesh), **overrides))
+  tx = optax.adam(1e-2)
+  state = jax.jit(lambda: init_state(model, tx, size, 0, ema=False),
+                  out_shardings=NamedSharding(mesh, P()))()
+  before = jax.device_get(state)
+  step = make_train_step(mesh, model, tx, lambda s: 1e-2,
+                         TrainStepConfig(num_classes=NUM_CLASSES, ema_decay=0.0))
+  rs = np.random.RandomState(0)
+  batch = {'images': rs.randn(8, size, size, 3).astype(np.float32),
+           'labels': rs.randint(0, NUM_CLASSES, 8).astype(np.int32)}
+  state, metrics = step(state, global_batch(mesh, batch), jax.random.key(0))
+  after = jax.device_get(state)
+  assert np.isfinite(float(metrics['loss'])) and int(after.step) == 1
+  moved = jax.tree.map(lambda a, b: not np.array_equal(a, b), before.params, after.params)
+  assert all(jax.tree.leaves(moved))
+  changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), before.batch_stats,
+                         after.batch_stats)
+  assert jax.tree.leaves(changed) and all(jax.tree.leaves(changed))
