@@ -8,7 +8,7 @@ SGD Nesterov 0.1 per 256 at batch 1024, 5 warm-up epochs, cosine, 120 epochs, la
 Expected (Bag of Tricks, Tables 5 and 6):
 
   variant  model      Expected top-1
-  50       resnet50   76.2 % with step decay and no label smoothing (Table 5); the paper runs cosine and smoothing on ResNet-50-D only
+  50       resnet50   76.2 % (Table 5: step decay, no label smoothing; not run with both)
   50d      resnet50d  78.3 % (Table 6: + cosine decay + label smoothing)
 
 Not reproduced: the paper's colour jitter and PCA lighting noise and its zero-initialised last

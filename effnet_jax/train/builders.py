@@ -63,8 +63,13 @@ def compute_dtype(config: ml_collections.ConfigDict) -> str:
 
 def model_config(config: ml_collections.ConfigDict, num_classes: int,
                  bn_axis: str | None = None) -> ModelConfig:
+  """The run's ``ModelConfig``: the registered model with the config's overrides, and the
+  config's train and eval image sizes where it sets them (the sizes a model is built for matter
+  to Swin, whose windows follow from its image size; a workdir is read back with them too)."""
+  sizes = {key: config.input[key] for key in ('image_size', 'eval_image_size')
+           if config.input[key] is not None}
   return get_model_config(config.model, num_classes=num_classes, dtype=compute_dtype(config),
-                          bn_axis_name=bn_axis, **set_overrides(config))
+                          bn_axis_name=bn_axis, **sizes, **set_overrides(config))
 
 
 def preprocessing(config: ml_collections.ConfigDict, mcfg: ModelConfig) -> data_lib.Preprocessing:

@@ -110,3 +110,13 @@ def test_a_model_without_batchnorm_trains():
     old, new = old[key], new[key]
   assert not np.array_equal(old, new)  # the bias tables are trained too
   assert int(state.step) == 1 and state.batch_stats == {}
+
+
+def test_a_run_builds_swin_for_its_own_image_size():
+  """A training config's image size reaches the model, so its windows follow from it: the
+  recipe on the embedded data trains at 32 px with window 4 (token grids 8, 4, 2, 1)."""
+  from effnet_jax.recipes import swin_config
+  from effnet_jax.train import builders
+  mcfg = builders.model_config(swin_config('variant=tiny,data=embedded'), num_classes=10)
+  assert (mcfg.image_size, mcfg.eval_image_size, swin.stage_windows(mcfg)) == (32, 32,
+                                                                              (4, 4, 2, 1))
