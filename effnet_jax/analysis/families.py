@@ -79,8 +79,7 @@ def plot_families(rows: list[dict], path: str) -> str:
       ax.errorbar([row[key]], [100 * row['accuracy']], yerr=yerr, fmt='o', capsize=3,
                   label=f'{row["name"]} ({row["params"] / 1e6:.2f}M, '
                         f'{row["macs"] / 1e6:.1f}M MACs)')
-    ax.set_xscale('log')
-    ax.set_xlabel(label + ', log scale')
+    ax.set_xlabel(label)
     ax.set_ylabel('top-1 (%)')
     ax.set_ylim(*plots.limits(rows, 'accuracy', 100.0))
     ax.grid(alpha=0.3)
