@@ -189,6 +189,19 @@ def rexnet(model: str, data: str = 'imagenet') -> ml_collections.ConfigDict:
   return _on_data(c, data)
 
 
+def _pytorch_style(c: ml_collections.ConfigDict, data: str, progressive: bool
+                   ) -> ml_collections.ConfigDict:
+  """What the ResNet and MobileNetV2 recipes share: BN statistics per device, bf16, evaluation
+  every 5 epochs, and with ``progressive`` the EfficientNetV2 code's 4-stage curriculum from
+  128 px (image size only: neither recipe has RandAugment or Mixup to ramp)."""
+  c.bn_group_size = 1
+  c.dtype = 'bfloat16'
+  c.eval_every_epochs = 5.0
+  if progressive:
+    c.curriculum.update(num_stages=4, schedule='code', min_image_size=128)
+  return _on_data(c, data)
+
+
 def resnet(model: str, data: str = 'imagenet', progressive: bool = False
            ) -> ml_collections.ConfigDict:
   """The ResNet-50 recipe of "Bag of Tricks" (He et al. 2019), cosine decay and label smoothing
@@ -209,12 +222,7 @@ def resnet(model: str, data: str = 'imagenet', progressive: bool = False
   c.input.update(train_crop='inception', area_range=(0.08, 1.0), min_object_covered=0.0)
   c.augment.update(augment='none', label_smoothing=0.1)
   c.ema_decay = 0.0
-  c.bn_group_size = 1
-  c.dtype = 'bfloat16'
-  c.eval_every_epochs = 5.0
-  if progressive:
-    c.curriculum.update(num_stages=4, schedule='code', min_image_size=128)
-  return _on_data(c, data)
+  return _pytorch_style(c, data, progressive)
 
 
 def mobilenetv2(model: str, data: str = 'imagenet', progressive: bool = False
@@ -239,12 +247,7 @@ def mobilenetv2(model: str, data: str = 'imagenet', progressive: bool = False
   c.input.update(train_crop='inception', area_range=(0.05, 1.0), min_object_covered=0.1)
   c.augment.update(augment='none', label_smoothing=0.1)
   c.ema_decay = 0.9999
-  c.bn_group_size = 1
-  c.dtype = 'bfloat16'
-  c.eval_every_epochs = 5.0
-  if progressive:
-    c.curriculum.update(num_stages=4, schedule='code', min_image_size=128)
-  return _on_data(c, data)
+  return _pytorch_style(c, data, progressive)
 
 
 def swin(model: str, drop_path_rate: float, data: str = 'imagenet') -> ml_collections.ConfigDict:

@@ -18,8 +18,8 @@ Expected at ImageNet scale: less train-step time at the same or better accuracy.
 the time part holds and the accuracy part does not: three epochs leave the 32 px stage too
 short to recover from the low-resolution ones. Measured verdict and wall time: docs/ablations.md.
 """
-from effnet_jax.analysis.configs import experiment, scale_of
-from effnet_jax.recipes import efficientnetv2_config, small_progressive
+from effnet_jax.analysis.configs import experiment, scale_of, small_progressive_train
+from effnet_jax.recipes import efficientnetv2_config
 
 EPOCHS = 3.0  # small
 IMAGE_SIZES = (16, 24, 32)  # small: the stages' sizes
@@ -29,12 +29,7 @@ def get_config(arg=None):
   if scale_of(arg) == 'imagenet':
     train = efficientnetv2_config('variant=s')
   else:
-    train = small_progressive()
-    train.num_epochs = EPOCHS
-    train.curriculum.image_sizes = IMAGE_SIZES
-    train.eval_every_epochs = 0.5
-    train.log_every_steps = 50
-    train.tensorboard = False
+    train = small_progressive_train(EPOCHS, IMAGE_SIZES)
   return experiment(
       'progressive', 'progressive', train,
       claim="Progressive learning reaches the fixed-size run's accuracy in less training time "

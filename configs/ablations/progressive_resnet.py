@@ -18,8 +18,8 @@ points) below. Writes results.csv, seeds.csv, verdict.md, curves.csv and progres
 Expected at ImageNet scale: less train-step time at about the same accuracy. Measured verdict
 and wall time at the small scale: docs/ablations.md.
 """
-from effnet_jax.analysis.configs import experiment, scale_of
-from effnet_jax.recipes import resnet_config, small_progressive
+from effnet_jax.analysis.configs import experiment, scale_of, small_progressive_train
+from effnet_jax.recipes import resnet_config
 
 EPOCHS = 2.0  # small
 IMAGE_SIZES = (16, 24, 32)  # small: the stages' sizes
@@ -30,14 +30,9 @@ def get_config(arg=None):
   if scale_of(arg) == 'imagenet':
     train = resnet_config('variant=50,progressive=true')
   else:
-    train = small_progressive()
+    train = small_progressive_train(EPOCHS, IMAGE_SIZES)
     train.model = 'resnet50'
     train.model_overrides.phi = PHI
-    train.num_epochs = EPOCHS
-    train.curriculum.image_sizes = IMAGE_SIZES
-    train.eval_every_epochs = 0.5
-    train.log_every_steps = 50
-    train.tensorboard = False
   return experiment(
       'progressive_resnet', 'progressive', train,
       claim="Progressive learning reaches the fixed-size run's accuracy in less training time, "

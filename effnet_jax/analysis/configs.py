@@ -47,3 +47,17 @@ def train_config(scale: str, model: str, **small) -> ml_collections.ConfigDict:
   if scale == 'small':
     return small_train_config(model, **small)
   return recipes.model_recipe(model) or recipes.efficientnet_v1(model)
+
+
+def small_progressive_train(epochs: float, image_sizes: tuple[int, ...]
+                            ) -> ml_collections.ConfigDict:
+  """The small progressive-learning studies' training config: ``recipes.small_progressive``
+  for ``epochs`` in stages of ``image_sizes``, evaluated every half epoch (the curves), no
+  TensorBoard."""
+  train = recipes.small_progressive()
+  train.num_epochs = epochs
+  train.curriculum.image_sizes = image_sizes
+  train.eval_every_epochs = 0.5
+  train.log_every_steps = 50
+  train.tensorboard = False
+  return train

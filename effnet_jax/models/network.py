@@ -54,6 +54,17 @@ def feature_levels(config: ModelConfig) -> tuple[FeatureInfo, ...]:
   return tuple(levels[r] for r in sorted(levels))
 
 
+def classify(feature_map: jax.Array, dropout: nn.Dropout, classifier: nn.Module | None,
+             train: bool) -> jax.Array:
+  """Global average pool -> dropout -> ``classifier``: float32 logits, float64 in a float64
+  model (the pooled features where ``classifier`` is None). The head of every CNN family."""
+  x = jnp.mean(feature_map, axis=(1, 2))
+  x = dropout(x, deterministic=not train)
+  if classifier is not None:
+    x = classifier(x)
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 class EfficientNet(nn.Module):
   """Image classifier on NHWC float images.
 
@@ -105,13 +116,9 @@ class EfficientNet(nn.Module):
     return features
 
   def forward_head(self, feature_map: jax.Array, train: bool = False) -> jax.Array:
-    """Global average pool -> dropout -> classifier; float32 logits, float64 in a float64 model
-    (pooled features if ``num_classes == 0``)."""
-    x = jnp.mean(feature_map, axis=(1, 2))
-    x = self.head_dropout(x, deterministic=not train)
-    if self.num_classes:
-      x = self.classifier(x)
-    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    """Global average pool -> dropout -> classifier (:func:`classify`)."""
+    return classify(feature_map, self.head_dropout,
+                    self.classifier if self.num_classes else None, train)
 
   def forward_backbone(self, images: jax.Array, train: bool = False) -> list[jax.Array]:
     """The maps of ``feature_info``'s levels, computed only as deep as the deepest one."""

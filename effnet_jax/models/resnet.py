@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from effnet_jax.models import arch as arch_lib
+from effnet_jax.models import network
 from effnet_jax.models.blocks import BLOCKS, Block, register_block
 from effnet_jax.models.layers import (ConvBN, DropPath, LayerConfig, dense_init, get_activation,
                                       pad_amounts)
@@ -187,13 +188,9 @@ class ResNet(nn.Module):
     return maps
 
   def forward_head(self, feature_map: jax.Array, train: bool = False) -> jax.Array:
-    """Global average pool -> dropout -> classifier; float32 logits (float64 in a float64
-    model), or the pooled features if ``num_classes == 0``."""
-    x = jnp.mean(feature_map, axis=(1, 2))
-    x = self.head_dropout(x, deterministic=not train)
-    if self.num_classes:
-      x = self.classifier(x)
-    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    """Global average pool -> dropout -> classifier (``network.classify``)."""
+    return network.classify(feature_map, self.head_dropout,
+                            self.classifier if self.num_classes else None, train)
 
   def forward_backbone(self, images: jax.Array, train: bool = False) -> list[jax.Array]:
     """The maps of ``feature_info``'s levels, computed only as deep as the deepest one."""
