@@ -185,7 +185,9 @@ def test_a_reader_works_while_the_run_saves_every_step(tmp_path, embedded_data_d
   out = proc.stdout.read()
   assert proc.returncode == 0, out
   assert 'final: step 30' in out and ckpt_lib.finished_steps(checkpoints)[-1] == 30
-  assert reads >= 3 and len(steps) >= 2, (reads, steps)  # it read while the run went on
+  # it read while the run went on: two different steps, both before the process ended (on a
+  # loaded 2-core machine a read can take as long as the whole 30-step run: two reads)
+  assert len(steps) >= 2, (reads, steps)
 
 
 def test_a_failing_evaluation_loses_no_training(tmp_path, embedded_data_dir, monkeypatch):
