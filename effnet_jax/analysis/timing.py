@@ -144,7 +144,6 @@ class _Inference:
     forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
     self.compiled = {b: forward.lower(self.variables, x).compile()
                      for b, x in self.images.items()}
-    self.batch_size = batch_size
 
   def time(self, batch: int, warmup: int, steps: int) -> list[float]:
     """Seconds of each of ``steps`` forward passes (after ``warmup``), one at a time."""
