@@ -40,6 +40,16 @@ def experiment(name: str, kind: str, train: ml_collections.ConfigDict | None, cl
   return config
 
 
+def search_settings(sampler: str, startup: int = 8, **more) -> dict:
+  """The settings of a search study (analysis/search.py): ``storage`` (an SQLAlchemy URL;
+  empty: ``WORKDIR/study.db``), ``worker`` (this process's index: seeds its sampler),
+  ``seed``, ``sampler`` (random | tpe | nsga2), ``startup`` (TPE's random proposals first, or
+  NSGA-II's population), ``heartbeat_seconds`` / ``heartbeat_grace`` (a killed worker's trial
+  fails after the grace and its candidate is proposed again)."""
+  return dict(storage='', worker=0, seed=0, sampler=sampler, startup=startup,
+              heartbeat_seconds=10, heartbeat_grace=60, **more)
+
+
 def train_config(scale: str, model: str, **small) -> ml_collections.ConfigDict:
   """The base training config: ``small_train_config(model, **small)``, or the model's
   official ImageNet recipe (recipes.py; EfficientNet's for a model without one) for

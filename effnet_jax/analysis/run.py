@@ -22,6 +22,8 @@ EXPERIMENTS = {
     'rexnet_channels': 'effnet_jax.analysis.channels:run_channel_search',
     'gradcam': 'effnet_jax.analysis.gradcam:run_gradcam',
     'families': 'effnet_jax.analysis.families:run_families',
+    'rexnet_search': 'effnet_jax.analysis.channel_search:run_channel_search',
+    'v2_nas': 'effnet_jax.analysis.nas:run_nas',
 }
 # experiment name -> 'module:function' taking the config and returning the claim's default tests
 # (a config's own ``tests`` win); an experiment without one states no testable claim
@@ -33,12 +35,15 @@ CLAIM_TESTS = {
     'rexnet_rank': 'effnet_jax.analysis.channels:rank_tests',
     'rexnet_channels': 'effnet_jax.analysis.channels:channel_tests',
     'families': 'effnet_jax.analysis.families:family_tests',
+    'rexnet_search': 'effnet_jax.analysis.channel_search:search_tests',
+    'v2_nas': 'effnet_jax.analysis.nas:nas_tests',
 }
 # printed at the end (those an experiment's rows have); results.csv holds every column
 SUMMARY_COLUMNS = ('name', 'nonlinearity', 'expansion', 'rank_ratio', 'effective_rank_ratio',
                    'label', 'probability', 'model', 'params', 'macs', 'eval_image_size', 'seeds',
                    'top1', 'delta', 'images_per_sec', 'infer_images_per_sec', 'latency_ms',
-                   'latency_p90_ms', 'step_time_norm', 'reward')
+                   'latency_p90_ms', 'candidates', 'fused_early', 'step_time_norm',
+                   'reward', 'blocks')
 
 
 def _function(spec: str):
@@ -113,6 +118,13 @@ def _json_safe(value):
   return value
 
 
+def _write(path: str, text: str) -> None:
+  tmp = f'{path}.{os.getpid()}.tmp'  # whole or nothing: search workers may write it together
+  with open(tmp, 'w') as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
 def run_config(config, workdir: str) -> list[dict]:
   """Runs ``config.experiment`` in ``workdir``; writes ``results.csv``, ``seeds.csv`` (trained
   studies) and the verdict; returns the rows."""
@@ -135,10 +147,8 @@ def run_config(config, workdir: str) -> list[dict]:
   print(f'[ablate] wrote {path}', flush=True)
   result = judge_rows(config, rows, tests, level)
   text = format_verdict(result)
-  with open(os.path.join(workdir, 'verdict.md'), 'w') as f:
-    f.write(text)
-  with open(os.path.join(workdir, 'verdict.json'), 'w') as f:
-    json.dump(_json_safe(result), f, indent=1)
+  _write(os.path.join(workdir, 'verdict.md'), text)
+  _write(os.path.join(workdir, 'verdict.json'), json.dumps(_json_safe(result), indent=1))
   print(text, flush=True)
   print(f'[ablate] wrote {os.path.join(workdir, "verdict.md")}', flush=True)
   return rows

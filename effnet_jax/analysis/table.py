@@ -63,11 +63,13 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str) -> str:
   for row in rows:  # keys starting with _ are in-memory only (samples, per-seed lines)
     columns += [k for k in row if k not in columns and not k.startswith('_')]
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'w', newline='') as f:
+  tmp = f'{path}.{os.getpid()}.tmp'  # whole or nothing: search workers may write it together
+  with open(tmp, 'w', newline='') as f:
     writer = csv.DictWriter(f, columns)
     writer.writeheader()
     for row in rows:
       writer.writerow({k: _cell(v) for k, v in row.items() if not k.startswith('_')})
+  os.replace(tmp, path)
   return path
 
 

@@ -10,6 +10,7 @@ from effnet_jax.models import rexnet as _rexnet  # noqa: F401
 from effnet_jax.models import mobilenetv2 as _mobilenetv2  # noqa: F401
 from effnet_jax.models import resnet as _resnet  # noqa: F401
 from effnet_jax.models import swin as _swin  # noqa: F401
+from effnet_jax.models import searched as _searched  # noqa: F401  (after the bases)
 from effnet_jax.models.arch import (BlockSpec, compound_coefficients, decode_arch,
                                     decode_block_string, round_filters, round_repeats)
 from effnet_jax.models.network import EfficientNet, FeatureInfo

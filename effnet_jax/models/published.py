@@ -40,6 +40,9 @@ _RN_D = ('He et al. 2019 "Bag of Tricks" Table 5 (ResNet-50-D: FLOPs at 224 px, 
 _SWIN = 'Swin Transformer paper (Liu et al. 2021) Table 1(a), ImageNet-1k, 224 px'
 _LITE = 'params: timm tf_efficientnet_lite* (official definition); no top-1 in the references'
 
+_SEARCH = ('searched here on Fashion-MNIST at 32 px (docs/ablations.md, architecture searches); '
+           'no published numbers')
+
 PUBLISHED: dict[str, Published] = {
     'efficientnet_b0': Published(5_288_548, 0.386, '5.3M', '0.39B', 77.1, _V1),
     'efficientnet_b1': Published(7_794_184, 0.687, '7.8M', '0.70B', 79.1, _V1),
@@ -88,4 +91,9 @@ PUBLISHED: dict[str, Published] = {
     'swin_tiny_patch4_window7_224': Published(28_288_354, 4.491, '28M', '4.5G', 81.3, _SWIN),
     'swin_small_patch4_window7_224': Published(49_606_258, 8.741, '50M', '8.7G', 83.0, _SWIN),
     'swin_base_patch4_window7_224': Published(87_768_224, 15.431, '88M', '15.4G', 83.5, _SWIN),
+    # searched here (models/searched.py); params: the searched network's own count, at 1000
+    # classes; MACs at 32 px (the search's size)
+    'rexnet_search_fmnist_060': Published(973_979, 0.002199, None, None, None, _SEARCH),
+    'rexnet_search_fmnist_100': Published(1_165_310, 0.003232, None, None, None, _SEARCH),
+    'efficientnetv2_nas_fmnist': Published(1_543_678, 0.005632, None, None, None, _SEARCH),
 }

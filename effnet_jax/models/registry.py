@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import os
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -225,9 +227,13 @@ def get_model_config(name: str, **overrides) -> ModelConfig:
   ``phi`` (and optionally ``alpha``, ``beta``, ``gamma``) compound-scales the named model
   before the other overrides apply. Unknown keys are an error naming the closest valid ones.
   """
+  if name.endswith('.json') and name not in _REGISTRY:
+    base, file_overrides = read_model_file(name)
+    config = get_model_config(base, **{**file_overrides, **overrides})
+    return dataclasses.replace(config, name=os.path.basename(name)[:-len('.json')])
   if name not in _REGISTRY:
     raise ValueError(f'unknown model {name!r}{_closest(name, _REGISTRY)} '
-                     f'(list_models() has all {len(_REGISTRY)})')
+                     f'(list_models() has all {len(_REGISTRY)}; a model file ends in .json)')
   config = _REGISTRY[name]
   scaling = {k: overrides.pop(k) for k in ('phi', 'alpha', 'beta', 'gamma') if k in overrides}
   if scaling:
@@ -241,10 +247,44 @@ def get_model_config(name: str, **overrides) -> ModelConfig:
     if key not in fields:
       raise ValueError(f'unknown model override {key!r}{_closest(key, fields | {"phi"})}')
   # JSON (model.json, run records) reads tuples back as lists
-  overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+  overrides = {k: _tuples(v) for k, v in overrides.items()}
   config = dataclasses.replace(config, **overrides)
   _validate(config)
   return config
+
+
+def _tuples(value):
+  """Lists (nested too) as tuples: a config stays hashable."""
+  return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def write_model_file(path: str, base: str, overrides: dict[str, Any], source: str = '') -> str:
+  """A model file: a registered ``base`` model and the ``overrides`` that make another network
+  of it (a search's result). ``get_model_config(path)`` — and so ``--config.model=path`` —
+  builds it like a registered name."""
+  get_model_config(base, **overrides)  # a file that cannot build is never written
+  record = {'base': base, 'overrides': overrides, 'source': source}
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(record, f, indent=1)
+  os.replace(tmp, path)
+  return path
+
+
+def read_model_file(path: str) -> tuple[str, dict[str, Any]]:
+  """``(base, overrides)`` of a model file (:func:`write_model_file`)."""
+  try:
+    with open(path) as f:
+      record = json.load(f)
+  except FileNotFoundError:
+    raise ValueError(f'model file {path!r} does not exist') from None
+  except (OSError, json.JSONDecodeError) as error:
+    raise ValueError(f'model file {path!r} cannot be read: {error}') from None
+  if not isinstance(record, dict) or not isinstance(record.get('base'), str) or not isinstance(
+      record.get('overrides', {}), dict):
+    raise ValueError(f'model file {path!r}: expected {{"base": <registered model>, '
+                     f'"overrides": {{...}}}}, got {str(record)[:200]}')
+  return record['base'], dict(record.get('overrides', {}))
 
 
 def _validate(config: ModelConfig) -> None:

@@ -19,7 +19,8 @@ REQUIRED = (
     + [f'efficientnet_lite{i}' for i in range(5)]
     + [f'mobilenetv2_{v}' for v in ('050', '075', '100', '140', '110d', '120d')]
     + [f'resnet{d}' for d in (18, 34, 50, 101, 152)] + ['resnet50d']
-    + [f'swin_{v}_patch4_window7_224' for v in ('tiny', 'small', 'base')])
+    + [f'swin_{v}_patch4_window7_224' for v in ('tiny', 'small', 'base')]
+    + ['rexnet_search_fmnist_060', 'rexnet_search_fmnist_100', 'efficientnetv2_nas_fmnist'])
 
 
 def test_registry_has_every_required_name_and_published_numbers():
