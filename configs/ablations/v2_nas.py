@@ -31,7 +31,8 @@ from effnet_jax.analysis.configs import experiment, scale_of, search_settings, t
 def get_config(arg=None):
   scale = scale_of(arg)
   small = scale == 'small'
-  train = train_config(scale, 'efficientnetv2_b0', image_size=32, num_train_steps=150)
+  base = 'efficientnetv2_b0' if small else 'efficientnetv2_s'  # candidates build from the base
+  train = train_config(scale, base, image_size=32, num_train_steps=150)
   if not small:
     train.num_epochs = 10
     train.input.image_size = 128
@@ -39,7 +40,7 @@ def get_config(arg=None):
       'v2_nas', 'v2_nas', train,
       claim='Training-aware NAS puts Fused-MBConv in the early stages and MBConv in the later '
             'ones (EfficientNetV2 Sec. 3.3)',
-      seeds=1, base='efficientnetv2_b0' if small else 'efficientnetv2_s',
+      seeds=1, base=base,
       phi=-5.0 if small else 0.0, ops=('fu', 'ir'), kernels=(3, 5), expansions=(1, 4, 6),
       layer_deltas=(-1, 0, 1), channel_mults=(1.0,), candidates=12 if small else 1000,
       reward_w=-0.07, reward_v=-0.05,

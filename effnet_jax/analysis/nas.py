@@ -118,6 +118,9 @@ def nas_tests(config: ml_collections.ConfigDict) -> list[str]:
 
 
 def run_nas(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
+  if config.train.model != config.base:
+    raise ValueError(f'base={config.base!r} but train.model={config.train.model!r}: candidates '
+                     'train as train.model with the searched stages; give both the same model')
   num_classes = trainer.num_classes_of(config.train)
   space = NasSpace(config)
   name = study_name(config)
@@ -153,8 +156,8 @@ def add_reward(candidates: list[dict], w: float, v: float) -> list[dict]:
 
 def write_results(config, workdir: str, candidates: list[dict], pareto: set[str],
                   space: NasSpace) -> list[dict]:
-  if len(candidates) < 3:
-    raise ValueError(f'{len(candidates)} trained candidates: the analysis needs at least 3')
+  if len(candidates) < 2:
+    raise ValueError(f'{len(candidates)} trained candidate(s): the analysis needs at least 2')
   add_reward(candidates, float(config.reward_w), float(config.reward_v))
   ranked = sorted(candidates, key=lambda c: -c['reward'])
   table = []
@@ -175,7 +178,7 @@ def write_results(config, workdir: str, candidates: list[dict], pareto: set[str]
              f'P {best["params_norm"]:.3f} of the base)')
   print(f'[search] best reward: {best["blocks"]}\n[search] train it: '
         f'--config.model={path}', flush=True)
-  k = len(ranked) // 3
+  k = max(1, len(ranked) // 3)
   rows = []
   for group, members in (('top', ranked[:k]), ('bottom', ranked[-k:])):
     rows.append({'name': group, 'candidates': len(members),

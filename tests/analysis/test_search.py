@@ -1,6 +1,7 @@
 """The architecture searches: study sharing between worker processes, resuming after a kill (on
 a toy space, tests/analysis/search_worker.py), the ReXNet family, its budget and its analysis,
-the NAS space and rewards, and the NAS end to end through the trainer at a tiny size (the
+the NAS space and rewards, and the NAS end to end through the trainer at a tiny size (two
+candidates; the
 channel search trains its candidates through the same functions)."""
 import csv
 import os
@@ -204,14 +205,14 @@ def test_channel_search_analysis_groups_curves_and_best_model_file(tmp_path):
 
 def test_nas_end_to_end_with_its_pareto_front_and_best_model(tmp_path, embedded_data_dir):
   config = tiny(load_config('v2_nas'), embedded_data_dir)
-  config.phi, config.layer_deltas, config.startup = -12.0, (0,), 1
+  config.phi, config.layer_deltas, config.startup, config.candidates = -12.0, (0,), 1, 2
   config.timing_repeats, config.timing_steps = 1, 1
   config.lock()
   rows = run_config(config, str(tmp_path))
   assert [r['name'] for r in rows[:2]] == ['top', 'bottom']
   with open(tmp_path / 'reward_table.csv') as f:
     table = list(csv.DictReader(f))
-  assert len(table) == 3 and sum(r['base'] == 'True' for r in table) == 1
+  assert len(table) == 2 and sum(r['base'] == 'True' for r in table) == 1
   assert [float(r['reward']) for r in table] == sorted((float(r['reward']) for r in table),
                                                        reverse=True)
   assert any(r['pareto'] == 'True' for r in table)
