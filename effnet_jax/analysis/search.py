@@ -160,7 +160,8 @@ def claimed_keys(study, exclude: int) -> set[str]:
 
 def retry_failed(study) -> int:
   """Enqueues the candidates of failed trials (a killed worker's, once its heartbeat is stale)
-  that no trial has trained, trains or waits to train; returns how many."""
+  that no trial has trained, trains or waits to train; returns how many. A candidate whose run
+  diverged (a non-finite loss) is not retried: it would diverge again."""
   import optuna
   state = _state()
   with warnings.catch_warnings():  # experimental in Optuna
@@ -173,7 +174,8 @@ def retry_failed(study) -> int:
   count = 0
   for t in trials:
     key = t.user_attrs.get('candidate')
-    if t.state == state.FAIL and key is not None and key not in live:
+    if (t.state == state.FAIL and key is not None and key not in live
+        and 'diverged' not in t.user_attrs):
       study.enqueue_trial(t.params, user_attrs={'retry_of': t.number, 'retry_of_key': key})
       live.add(key)
       count += 1
@@ -215,10 +217,15 @@ def run_worker(study, propose: Callable, evaluate: Callable, candidates: int,
     if done:
       trial.set_user_attr('duplicate_of', done[0].number)
       for k, v in done[0].user_attrs.items():
-        if k not in ('candidate', 'duplicate_of', 'claimed_by'):
+        if k not in ('candidate', 'duplicate_of', 'claimed_by', 'proposed_by', 'training'):
           trial.set_user_attr(k, v)
       log(f'trial {trial.number}: {candidate.key} trained by trial {done[0].number}; reused')
       return tuple(done[0].values)
+    diverged = [t for t in trials_of(study, candidate.key, trial.number, (state.FAIL,))
+                if 'diverged' in t.user_attrs]
+    if diverged:
+      trial.set_user_attr('claimed_by', diverged[0].number)
+      raise optuna.TrialPruned(f'diverged in trial {diverged[0].number}')
     running = [t for t in trials_of(study, candidate.key, trial.number, (state.RUNNING,))
                if 'claimed_by' not in t.user_attrs]
     if running:
@@ -239,7 +246,12 @@ def run_worker(study, propose: Callable, evaluate: Callable, candidates: int,
     for k, v in candidate.info.items():
       trial.set_user_attr(k, v)
     trial.set_user_attr('training', True)  # what other workers wait for (never a waiting trial)
-    metrics = evaluate(candidate)
+    try:
+      metrics = evaluate(candidate)
+    except FloatingPointError as error:  # a diverged run (NaN loss): failed, never retried
+      trial.set_user_attr('diverged', str(error))
+      log(f'trial {trial.number}: {candidate.key} diverged: {error}')
+      raise
     for k, v in metrics.items():
       trial.set_user_attr(k, v)
     return values_of(metrics)

@@ -80,6 +80,27 @@ def test_a_killed_worker_resumes_without_retraining_finished_candidates(tmp_path
   assert len(trained) == 3 and killed in {t.user_attrs['candidate'] for t in trained}
 
 
+def test_a_diverged_candidate_fails_and_is_not_retried(tmp_path):
+  study = toy_study(tmp_path)
+  trainings = []
+
+  def propose(trial):
+    x = trial.suggest_int('x', 0, 5)
+    return search.Candidate(key=f'x={x}', overrides={}, info={})
+
+  def evaluate(candidate):
+    trainings.append(candidate.key)
+    if len(trainings) == 1:
+      raise FloatingPointError('loss is nan at step 3')
+    return {'accuracy': 0.5}
+
+  search.run_worker(study, propose, evaluate, 2, lambda m: m['accuracy'], log=lambda s: None)
+  failed = [t for t in study.get_trials() if t.state.name == 'FAIL']
+  assert len(failed) == 1 and 'nan' in failed[0].user_attrs['diverged']
+  assert search.retry_failed(study) == 0 and len(search.trained(study)) == 2
+  assert trainings.count(failed[0].user_attrs['candidate']) == 1
+
+
 def test_piecewise_family_and_nonlinearity():
   assert channel_search.piecewise_positions(5, [], [1.0]) == [0.0, 0.25, 0.5, 0.75, 1.0]
   f = channel_search.piecewise_positions(5, [0.5], [0.0, 1.0])  # flat, then rising
