@@ -31,7 +31,7 @@ import numpy as np
 from effnet_jax.analysis import plots, search, trainer
 from effnet_jax.analysis.channels import ChannelModel, channel_widths
 from effnet_jax.analysis.table import as_tuple, write_csv
-from effnet_jax.models import arch, rexnet
+from effnet_jax.models import rexnet
 from effnet_jax.models.registry import write_model_file
 
 GROUPS = ('top', 'middle', 'bottom')
@@ -165,9 +165,9 @@ def write_results(config, workdir: str, per_budget: dict[float, list[dict]]) -> 
     for c in candidates:
       c['nonlinearity'] = nonlinearity(c['widths'])
   rows, table = [], []
-  found = {}
+  found, parts_of = {}, {}
   for budget, candidates in per_budget.items():
-    parts = groups(candidates, int(config.min_for_deciles))
+    parts = parts_of[budget] = groups(candidates, int(config.min_for_deciles))
     for group, members in parts.items():
       widths = np.mean([m['widths'] for m in members], axis=0)
       rows.append({'name': f'{group}-macs{budget:g}', 'budget': budget, 'group': group,
@@ -194,17 +194,17 @@ def write_results(config, workdir: str, per_budget: dict[float, list[dict]]) -> 
   write_csv(table, os.path.join(workdir, 'candidates.csv'))
   for budget, path in found.items():
     print(f'[search] best at {budget:g}x MACs: --config.model={path}', flush=True)
-  plot_search(config, rows, per_budget, os.path.join(workdir, f'{config.name}.png'))
+  plot_search(per_budget, parts_of, os.path.join(workdir, f'{config.name}.png'))
   return rows
 
 
-def plot_search(config, rows: list[dict], per_budget: dict[float, list[dict]], path: str) -> str:
+def plot_search(per_budget: dict[float, list[dict]], parts_of: dict[float, dict[str, list[dict]]],
+                path: str) -> str:
   budgets = list(per_budget)
   fig, axes = plots.subplots(len(budgets) + 2, width=3.8)
   colors = {'top': 'tab:green', 'middle': 'tab:blue', 'bottom': 'tab:red'}
   for ax, budget in zip(axes, budgets):
-    parts = groups(per_budget[budget], int(config.min_for_deciles))
-    for group, members in parts.items():
+    for group, members in parts_of[budget].items():
       widths = np.asarray([m['widths'] for m in members], np.float64)
       mean, spread = widths.mean(0), widths.std(0)
       x = np.arange(len(mean))
@@ -229,10 +229,6 @@ def plot_search(config, rows: list[dict], per_budget: dict[float, list[dict]], p
   for ax in (hist_ax, lin_ax):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-  del rows
   return plots.save(fig, path, 'channel configurations c_i = a f(i) + b sampled at each MACs '
                     'budget, trained once each: mean curves of the top / middle / bottom groups')
 
-
-def block_widths(stages) -> list[int]:
-  return [arch.decode_block_string(s).out_channels for stage in stages for s in stage]

@@ -188,6 +188,11 @@ def schedule_stages(model: ChannelModel, kind: str, b: float, target: int, knot:
   return stages_of(a)
 
 
+def block_widths(stages) -> list[int]:
+  """Every block's output width, in network order, from block strings of final widths."""
+  return [arch.decode_block_string(s).out_channels for stage in stages for s in stage]
+
+
 def channel_rows(config: ml_collections.ConfigDict, num_classes: int) -> list[trainer.Row]:
   image_size = config.train.input.image_size or get_model_config(config.train.model).image_size
   model = ChannelModel(config.width_mult, config.depth_mult, image_size, num_classes)
@@ -198,11 +203,10 @@ def channel_rows(config: ml_collections.ConfigDict, num_classes: int) -> list[tr
     stages = (model.config().block_strings() if kind == 'linear' else
               schedule_stages(model, kind, b, target, config.knot, tuple(config.slopes),
                               config.match_iterations))
-    widths = [arch.decode_block_string(s).out_channels for stage in stages for s in stage]
     rows.append(trainer.Row(kind, overrides={'width_mult': model.width_mult,
                                              'depth_mult': model.depth_mult,
                                              'stages': tuple(stages)},
-                            info={'schedule': kind, 'widths': widths}))
+                            info={'schedule': kind, 'widths': block_widths(stages)}))
   return rows
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from effnet_jax.analysis import channel_search, nas, search
-from effnet_jax.analysis.channels import ChannelModel
+from effnet_jax.analysis.channels import ChannelModel, block_widths
 from effnet_jax.analysis.run import run_config
 from effnet_jax.models import build_model, get_model_config
 
@@ -218,7 +218,7 @@ def test_channel_search_analysis_groups_curves_and_best_model_file(tmp_path):
   assert [int(r['rank']) for r in table] == [1, 2, 3] * 2
   assert os.path.getsize(tmp_path / 'rexnet_search.png') > 1000
   best = get_model_config(str(tmp_path / 'best_macs1.json'), num_classes=10)
-  assert channel_search.block_widths(best.stages) == per_budget[1.0][-1]['widths']
+  assert block_widths(best.stages) == per_budget[1.0][-1]['widths']
   assert best.name == 'best_macs1'
   assert channel_search.search_tests(config) == [
       'nonlinearity: top-macs0.6 < bottom-macs0.6', 'nonlinearity: top-macs1 < bottom-macs1']
