@@ -5,6 +5,10 @@
 points) loads no JAX before :mod:`effnet_jax.runtime` has set up the process.
 """
 
+from effnet_jax import runtime as _runtime
+
+_runtime.tune_xla_cpu()  # before JAX starts a backend (XLA reads its flags then)
+
 # The one place the version is written: pyproject.toml reads it from here.
 __version__ = '0.1.0'
 

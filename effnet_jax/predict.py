@@ -120,6 +120,11 @@ def top_k(probabilities: np.ndarray, k: int, labels: list[str]) -> list[dict]:
   return [{'index': int(i), 'label': labels[i], 'prob': float(probabilities[i])} for i in order]
 
 
+def padded_size(count: int) -> int:
+  """The power of two a batch of ``count`` images is padded to."""
+  return 1 << max(count - 1, 0).bit_length()
+
+
 class Predictor:
   """A model with its weights, evaluation preprocessing and labels.
 
@@ -132,7 +137,9 @@ class Predictor:
     import jax
 
     from effnet_jax.pretrained import load_pretrained_with_meta
-    self.model, self.variables, meta, self.config = load_pretrained_with_meta(weights)
+    # the fast kernels for the backend (on a CPU the unrolled depthwise conv: 5x the grouped one)
+    self.model, self.variables, meta, self.config = load_pretrained_with_meta(
+        weights, depthwise_impl='auto', conv_impl='auto')
     if not self.config.num_classes:
       raise ValueError(f'{weights}: a feature extractor (num_classes=0) has no classes to predict')
     self.labels = class_labels(self.config.num_classes, meta.get('class_names'))
@@ -147,10 +154,11 @@ class Predictor:
                                                                   train=False)))
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
-    """Softmax outputs of a batch of preprocessed images (padded to ``batch_size`` so one
-    compiled program serves every batch)."""
+    """Softmax outputs of a batch of preprocessed images, padded to the next power of two up
+    to ``batch_size`` (one image runs at batch 1; at most log2(batch_size) + 2 programs)."""
     count = len(images)
-    padded = np.zeros((max(self.batch_size, count),) + images.shape[1:], np.float32)
+    size = count if count >= self.batch_size else min(self.batch_size, padded_size(count))
+    padded = np.zeros((size,) + images.shape[1:], np.float32)
     padded[:count] = images
     return np.asarray(self._probabilities(self.variables, padded))[:count]
 

@@ -69,16 +69,16 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     '.venv/bin/python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train infer '
     '--batch_size 128 --image_size 32 --dtype f32 --vs_timm --warmup 1 --steps 3 --repeats 3':
         ('--mode infer --batch_size 8 --warmup 0 --steps 1 --repeats 1 --no_timm_compile', ''),
-    '.venv/bin/python -m effnet_jax.tools.benchmark_input --generate /tmp/jpegs --num_images 256':
-        ('--num_images 16', ''),
-    '.venv/bin/python -m effnet_jax.tools.benchmark_input --folder /tmp/jpegs --vs_timm '
-    '--num_batches 4 --augment device': ('--num_batches 1 --batch_size 8', ''),
+    '.venv/bin/python -m effnet_jax.tools.benchmark --case efficientnet_b0:infer:32:224 '
+    '--case efficientnet_b0:latency:1:224 --dtype f32 --vs_timm --warmup 3 --steps 10 --repeats 5':
+        (None, 'batch 1 does not split over the suite\'s 4 fake devices; '
+               'tests/tools/test_benchmark.py runs the infer and latency modes'),
     '.venv/bin/python -m effnet_jax.tools.summary --model efficientnet_b0': ('', ''),
     '.venv/bin/python -m effnet_jax.tools.summary --all > docs/models.md':
         (None, 'tests/tools/test_summary.py compares docs/models.md with its output'),
 }
 # Commands whose output others read (converted weights, generated images): they run first.
-PRODUCERS = ('effnet_jax.tools.convert', '--generate /tmp/jpegs')
+PRODUCERS = ('effnet_jax.tools.convert',)
 
 
 def fenced(text: str, language: str) -> list[str]:

@@ -159,3 +159,7 @@ def test_images_over_the_pixel_limit_are_skipped(tiny_pretrained, photos, tmp_pa
       f'effnet_jax.predict: skipped {huge}: 20000x20000 pixels, more than max_image_pixels=500000',
       f'effnet_jax.predict: skipped {large_tiff}: 1000x600 pixels, more than '
       'max_image_pixels=500000']
+
+
+def test_a_batch_is_padded_to_the_next_power_of_two():
+  assert [predict.padded_size(n) for n in (1, 2, 3, 5, 8, 9, 16)] == [1, 2, 4, 8, 8, 16, 16]

@@ -45,3 +45,22 @@ def test_main_runs_with_tcmalloc_when_installed():
                        capture_output=True, text=True, check=True).stdout.split('\n')
   assert out[0] == "['a', '--b=c']"
   assert out[1] == str(runtime.find_tcmalloc() is not None and sys.platform == 'linux')
+
+
+def test_xla_cpu_vector_width_on_avx512_unless_the_user_chose():
+  plan = runtime.xla_flags_plan
+  assert plan({}, avx512=True) == '--xla_cpu_prefer_vector_width=512'
+  assert plan({'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}, avx512=True) == (
+      '--xla_force_host_platform_device_count=4 --xla_cpu_prefer_vector_width=512')
+  assert plan({}, avx512=False) is None
+  assert plan({'XLA_FLAGS': '--xla_cpu_prefer_vector_width=256'}, avx512=True) is None
+  assert plan({'EFFNET_JAX_XLA_CPU_TUNING': '0'}, avx512=True) is None
+
+
+def test_avx512_is_read_from_cpuinfo(tmp_path):
+  info = tmp_path / 'cpuinfo'
+  info.write_text('processor : 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n')
+  assert runtime.cpu_has_avx512(str(info))
+  info.write_text('processor : 0\nflags\t\t: fpu sse avx2\n')
+  assert not runtime.cpu_has_avx512(str(info))
+  assert not runtime.cpu_has_avx512(str(tmp_path / 'missing'))

@@ -143,6 +143,7 @@ def layer_config(config: ModelConfig) -> LayerConfig:
   return LayerConfig(
       padding=config.padding, bn_momentum=config.bn_momentum, bn_eps=config.bn_eps,
       bn_axis_name=config.bn_axis_name, depthwise_impl=config.depthwise_impl,
+      conv_impl=config.conv_impl,
       dtype=get_dtype(config.dtype), param_dtype=get_dtype(config.param_dtype))
 
 

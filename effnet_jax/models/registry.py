@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from effnet_jax.models import arch as arch_lib
-from effnet_jax.models.layers import ACTIVATIONS, DEPTHWISE_IMPLS, PADDINGS
+from effnet_jax.models.layers import ACTIVATIONS, DEPTHWISE_IMPLS, PADDINGS, CONV_IMPLS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,6 +61,7 @@ class ModelConfig:
   param_dtype: str = 'float32'
   bn_axis_name: str | tuple[str, ...] | None = None  # mesh axes of cross-device BN statistics
   depthwise_impl: str = 'xla'  # xla | unrolled | auto (see layers.LayerConfig)
+  conv_impl: str = 'auto'  # xla | dot | auto (see layers.LayerConfig)
   # A backbone: the feature levels (indices into feature_info(config)) the model returns
   # instead of logits; None: the classifier.
   out_indices: tuple[int, ...] | None = None
@@ -294,6 +295,8 @@ def _validate(config: ModelConfig) -> None:
     raise ValueError(f'activation {config.activation!r}: expected one of {sorted(ACTIVATIONS)}')
   if config.depthwise_impl not in DEPTHWISE_IMPLS:
     raise ValueError(f'depthwise_impl {config.depthwise_impl!r}: expected one of {DEPTHWISE_IMPLS}')
+  if config.conv_impl not in CONV_IMPLS:
+    raise ValueError(f'conv_impl {config.conv_impl!r}: expected one of {CONV_IMPLS}')
   if config.crop_mode not in ('center', 'squash'):
     raise ValueError(f"crop_mode {config.crop_mode!r}: expected 'center' or 'squash'")
   if config.width_mult <= 0 or config.depth_mult <= 0:

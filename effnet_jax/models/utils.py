@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from effnet_jax.models.layers import DepthwiseConv
+from effnet_jax.models.layers import DepthwiseConv, PointwiseConv, TapsConv
 
 
 def abstract_variables(model: nn.Module, image_size: int, batch_size: int = 1):
@@ -35,7 +35,8 @@ def profile(model: nn.Module, image_size: int):
   def record(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
     module = context.module
-    if context.method_name == '__call__' and isinstance(module, (nn.Conv, nn.Dense, DepthwiseConv)):
+    if context.method_name == '__call__' and isinstance(
+        module, (nn.Conv, nn.Dense, DepthwiseConv, PointwiseConv, TapsConv)):
       kernel = module.variables['params']['kernel']
       positions = math.prod(out.shape[1:-1])
       macs.append(positions * math.prod(kernel.shape))

@@ -59,7 +59,7 @@ from effnet_jax import cli, recipes
 from effnet_jax.config import base_config, set_overrides
 from effnet_jax.models import get_model_config
 
-MODES = ('train', 'infer')
+MODES = ('train', 'infer', 'latency')
 DTYPES = {'bf16': 'bfloat16', 'f32': 'float32'}
 NUM_CLASSES = 1000
 
@@ -75,7 +75,7 @@ PEAK_BANDWIDTH = (
 @dataclasses.dataclass(frozen=True)
 class Case:
   model: str
-  mode: str  # train | infer
+  mode: str  # train | infer | latency (the eval step's time per call, one call at a time)
   batch_size: int
   image_size: int
   dtype: str = 'bf16'  # bf16 | f32
@@ -106,6 +106,7 @@ class Result:
   achieved_flops: float | None = None  # per device, FLOP/s
   bandwidth_fraction: float | None = None  # of the device's peak memory bandwidth
   note: str = ''
+  p90_ms: float | None = None  # latency mode: 90th percentile of the single calls
 
 
 # ---- measurement helpers (pure) ----
@@ -121,6 +122,21 @@ def median_step_seconds(run_steps: Callable[[int], None], warmup: int, steps: in
     run_steps(steps)
     times.append((clock() - start) / steps)
   return statistics.median(times)
+
+
+def call_latencies(call: Callable[[], None], warmup: int, calls: int,
+                   clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+  """(median, 90th percentile) seconds of ``calls`` single calls after ``warmup`` calls;
+  ``call()`` runs one and waits for its result."""
+  for _ in range(warmup):
+    call()
+  times = []
+  for _ in range(calls):
+    start = clock()
+    call()
+    times.append(clock() - start)
+  times.sort()
+  return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
 
 
 def peak_bandwidth(device_kind: str, override: float | None = None) -> float | None:
@@ -259,7 +275,7 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   run = builders.build_run(config, info, mesh)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   state = synthetic_state(run.abstract_state, run.tx, replicated)
-  batch = random_batch(mesh, case.batch_size, case.image_size, mask=case.mode == 'infer',
+  batch = random_batch(mesh, case.batch_size, case.image_size, mask=case.mode != 'train',
                        uint8=case.mode == 'train' and run.prep.augment_on_device)
   t0 = time.perf_counter()
   if case.mode == 'train':
@@ -283,7 +299,11 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
     def run_steps(n):
       out = [compiled(variables, batch) for _ in range(n)]
       jax.block_until_ready(out)
-  seconds = median_step_seconds(run_steps, warmup, steps, repeats)
+  p90 = None
+  if case.mode == 'latency':
+    seconds, p90 = call_latencies(lambda: run_steps(1), warmup, steps * repeats)
+  else:
+    seconds = median_step_seconds(run_steps, warmup, steps, repeats)
   if profile_dir:
     with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
       run_steps(steps)
@@ -297,7 +317,7 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   if device_randaugment:
     impl += ' +RandAugment in step'
   result = Result(case, impl, case.batch_size / seconds, seconds * 1e3, compile_s, peak, source,
-                  flops, bytes_accessed)
+                  flops, bytes_accessed, p90_ms=p90 and p90 * 1e3)
   return with_rates(result, peak_bandwidth(device.device_kind, bandwidth))
 
 
@@ -435,10 +455,15 @@ def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps:
     for _ in range(n):
       step()
     sync()
-  seconds = median_step_seconds(run_steps, warmup, steps, repeats)
+  p90 = None
+  if case.mode == 'latency':
+    seconds, p90 = call_latencies(lambda: run_steps(1), warmup, steps * repeats)
+  else:
+    seconds = median_step_seconds(run_steps, warmup, steps, repeats)
   peak = float(torch.cuda.max_memory_allocated()) if device.type == 'cuda' else None
   return Result(case, f'timm {timm_arch(case.model)} ({mode})', case.batch_size / seconds,
-                seconds * 1e3, compile_s, peak, 'torch' if peak else '', note=note)
+                seconds * 1e3, compile_s, peak, 'torch' if peak else '', note=note,
+                p90_ms=p90 and p90 * 1e3)
 
 
 _WORKER_FLAG = '--timm_worker'
@@ -479,7 +504,7 @@ def _si(value: float | None, unit: str) -> str:
 
 
 COLUMNS = ('model', 'mode', 'batch', 'px', 'dtype', 'implementation', 'img/s', 'vs timm',
-           'step ms', 'compile s', 'peak mem', 'FLOP/step', 'bytes/step', 'FLOP/s', 'of BW')
+           'step ms', 'p90 ms', 'compile s', 'peak mem', 'FLOP/step', 'bytes/step', 'FLOP/s', 'of BW')
 
 
 def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
@@ -495,7 +520,8 @@ def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
       memory = '~' + memory
     rows.append((c.model, c.mode, str(c.batch_size), str(c.image_size), c.dtype,
                  r.impl + (f' [{r.note}]' if r.note else ''), f'{r.images_per_sec:,.1f}',
-                 ratio, f'{r.step_ms:.2f}', f'{r.compile_s:.1f}', memory,
+                 ratio, f'{r.step_ms:.2f}', '-' if r.p90_ms is None else f'{r.p90_ms:.2f}',
+                 f'{r.compile_s:.1f}', memory,
                  _si(r.flops_per_step, ''), _si(r.bytes_per_step, 'B'),
                  _si(r.achieved_flops, 'FLOP/s'),
                  f'{100 * r.bandwidth_fraction:.0f} %' if r.bandwidth_fraction else '-'))
@@ -534,6 +560,17 @@ def _parse_overrides(items: list[str]) -> dict:
   return out
 
 
+def parse_case(text: str, dtype: str) -> Case:
+  """``MODEL:MODE:BATCH:SIZE`` (``efficientnet_b0:train:256:224``) as a :class:`Case`."""
+  parts = text.split(':')
+  if len(parts) != 4 or parts[1] not in MODES or not all(p.isdigit() and int(p) > 0
+                                                          for p in parts[2:]):
+    raise ValueError(f'--case {text!r}: expected MODEL:MODE:BATCH:SIZE with MODE one of '
+                     f'{MODES} and positive BATCH and SIZE, e.g. efficientnet_b0:train:256:224')
+  get_model_config(parts[0])  # an unknown model is a ValueError naming the registered ones
+  return Case(parts[0], parts[1], int(parts[2]), int(parts[3]), dtype)
+
+
 def _changes_architecture(model: str, overrides: dict) -> bool:
   registered, changed = get_model_config(model), get_model_config(model, **overrides)
   shape = lambda c: (c.resolved_arch(), c.resolved_stem_channels(), c.resolved_head_channels())
@@ -553,6 +590,9 @@ def main(argv=None) -> int:
   parser.add_argument('--suite', action='store_true',
                       help='B0@224 bs256, V2-S@300 bs128, ReXNet-1.0@224 bs256, B4@380 bs64; '
                            'train and infer (ignores --model/--mode/--batch_size/--image_size)')
+  parser.add_argument('--case', action='append', default=[], metavar='MODEL:MODE:BATCH:SIZE',
+                      help='a case to measure, e.g. efficientnet_b0:train:256:224 (repeatable; '
+                      'replaces --model/--mode/--batch_size/--image_size)')
   parser.add_argument('--vs_timm', action='store_true', help='measure timm in the same run')
   parser.add_argument('--timm_compile', action=argparse.BooleanOptionalAction, default=True,
                       help='torch.compile timm\'s train step (default; eager where it fails)')
@@ -580,19 +620,27 @@ def main(argv=None) -> int:
       parser.error(f'--{name} must be >= 1')
   try:
     overrides = _parse_overrides(args.override)
-    get_model_config(args.model, **overrides)
+    listed = [parse_case(text, args.dtype) for text in args.case]
+    if args.suite:
+      cases = suite(args.dtype)
+    elif listed:
+      cases = listed
+    else:
+      cases = [Case(args.model, mode, args.batch_size, args.image_size, args.dtype)
+               for mode in args.mode]
+    for model in sorted({c.model for c in cases}):
+      get_model_config(model, **overrides)
   except ValueError as error:
     parser.error(str(error))
   if args.vs_timm:
     cli.require_extra(parser.program, 'timm', '--vs_timm')
-  if args.vs_timm and _changes_architecture(args.model, overrides):
+  if args.vs_timm and any(_changes_architecture(m, overrides) for m in {c.model for c in cases}):
     parser.error('--vs_timm compares the registered architecture: drop the --override that '
                  'changes it (keep e.g. depthwise_impl)')
-  if args.batch_size % jax.device_count() and not args.suite:
-    parser.error(f'--batch_size {args.batch_size} is not a multiple of the '
-                 f'{jax.device_count()} devices')
-  cases = suite(args.dtype) if args.suite else [
-      Case(args.model, mode, args.batch_size, args.image_size, args.dtype) for mode in args.mode]
+  for case in cases:
+    if case.batch_size % jax.device_count():
+      parser.error(f'batch size {case.batch_size} ({case.model}) is not a multiple of the '
+                   f'{jax.device_count()} devices')
   variants = [overrides]
   if args.compare_depthwise:
     variants = [dict(overrides, depthwise_impl=impl) for impl in ('xla', 'unrolled')]

@@ -63,7 +63,8 @@ ONNX = 'model.onnx'
 DEFAULT_PLATFORMS = ('cpu', 'cuda', 'tpu')
 REPRESENTATIVE_COUNT = 200
 # Settings the exported computation is built with, whatever the weights were trained with.
-INFERENCE_OVERRIDES = dict(dtype='float32', depthwise_impl='xla', bn_axis_name=None)
+INFERENCE_OVERRIDES = dict(dtype='float32', depthwise_impl='xla', conv_impl='xla',
+                           bn_axis_name=None)
 
 
 def inference_function(model):

@@ -176,7 +176,8 @@ def evaluate_weights(weights: str, data: data_lib.DataConfig,
   'count', 'seconds'}``, and ``'published_top1'`` (percent) where the weights carry one."""
   from effnet_jax.predict import eval_preprocessing
   from effnet_jax.pretrained import load_pretrained_with_meta
-  model, variables, meta, mcfg = load_pretrained_with_meta(weights)
+  model, variables, meta, mcfg = load_pretrained_with_meta(weights, depthwise_impl='auto',
+                                                           conv_impl='auto')
   if not mcfg.num_classes:
     raise ValueError(f'{weights}: a feature extractor (num_classes=0) has no classes to evaluate')
   info = data_lib.dataset_info(data)

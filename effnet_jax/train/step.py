@@ -180,17 +180,30 @@ def make_train_step(mesh: Mesh, model: nn.Module, tx: optax.GradientTransformati
   return jax.jit(sharded, donate_argnums=(0,))
 
 
+def label_rank(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Position of each label in its row of logits sorted descending (ties: the lower class
+  first); a label whose logit is not finite gets the number of classes (never a hit).
+
+  ``rank < k`` is top-k correctness without sorting: the sort behind ``top_k`` cost 1.5 % of the
+  B0 eval step on the CPU."""
+  picked = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  classes = jnp.arange(logits.shape[-1])
+  ahead = (logits > picked) | ((logits == picked) & (classes < labels[:, None]))
+  rank = jnp.sum(ahead, axis=-1)
+  return jnp.where(jnp.isfinite(picked[:, 0]), rank, logits.shape[-1])
+
+
 def make_eval_step(mesh: Mesh, model: nn.Module):
   """``eval_step(variables, batch) -> sums`` of masked top-1/top-5 hits, loss and count."""
 
   def eval_step(variables, batch):
     logits = model.apply(variables, batch['images'], train=False)
     labels, mask = batch['labels'], batch['mask']
-    top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
+    rank = label_rank(logits, labels)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return {
-        'top1': jnp.sum(mask * (top5[:, 0] == labels)),
-        'top5': jnp.sum(mask * jnp.any(top5 == labels[:, None], axis=-1)),
+        'top1': jnp.sum(mask * (rank < 1)),
+        'top5': jnp.sum(mask * (rank < 5)),
         'loss': jnp.sum(mask * loss),
         'count': jnp.sum(mask),
     }

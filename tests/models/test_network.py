@@ -9,7 +9,7 @@ import pytest
 from effnet_jax.models import (create_model, decode_arch, extract_features, get_model_config,
                                list_models)
 from effnet_jax.models.blocks import BLOCKS
-from effnet_jax.models.layers import DepthwiseConv, DropPath, LayerConfig, conv_padding
+from effnet_jax.models.layers import ConvBN, DepthwiseConv, DropPath, LayerConfig, conv_padding
 
 # One worker runs the whole module: its tests share cached compiled setups.
 pytestmark = pytest.mark.xdist_group('network')
@@ -230,3 +230,41 @@ def test_renamed_metadata_fields_name_their_new_spelling_and_old_saved_ones_stil
     get_model_config('efficientnet_b0', train_size=64)
   assert renamed_fields({'train_size': 64, 'eval_size': 72, 'padding': 'same'}) == {
       'image_size': 64, 'eval_image_size': 72, 'padding': 'same'}
+
+
+@pytest.mark.parametrize('padding', ['same', 'symmetric'])
+@pytest.mark.parametrize('cin, kernel_size, stride', [(3, 3, 2), (3, 3, 1), (2, 5, 2), (1, 3, 2),
+                                                      (8, 1, 1)])
+def test_dot_convs_equal_xlas_convolution(padding, cin, kernel_size, stride):
+  """conv_impl='dot': a 1x1 conv as a matrix product, a few-tap conv (the stems) as broadcast
+  multiply-adds; the same parameters and sums as nn.Conv, forward and backward."""
+  x = jax.random.normal(jax.random.key(0), (2, 9, 9, cin))
+  make = lambda impl: ConvBN(6, kernel_size, stride, layers=LayerConfig(padding=padding,
+                                                                          conv_impl=impl))
+  variables = make('xla').init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, make('dot').init(jax.random.key(1), x)) == jax.tree.map(
+      jnp.shape, variables)
+  chex.assert_trees_all_equal(make('dot').init(jax.random.key(1), x), variables)  # same init
+
+  def loss(impl):
+    return lambda v, x: jnp.sum(jnp.sin(make(impl).apply(v, x)))
+
+  for impl in ('dot', 'auto'):
+    np.testing.assert_allclose(make(impl).apply(variables, x), make('xla').apply(variables, x),
+                               rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(jax.grad(loss(impl), argnums=(0, 1))(variables, x),
+                                jax.grad(loss('xla'), argnums=(0, 1))(variables, x),
+                                rtol=1e-4, atol=1e-5)
+
+
+def test_dot_convs_keep_params_macs_and_outputs_of_a_network():
+  from effnet_jax.models import create_model
+  from effnet_jax.models.utils import profile
+  x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+  xla, dot = (create_model('efficientnet_b0', phi=-8.0, conv_impl=impl) for impl in ('xla', 'dot'))
+  variables = xla.init(jax.random.key(1), x, train=False)
+  np.testing.assert_allclose(dot.apply(variables, x), xla.apply(variables, x), rtol=1e-4,
+                             atol=1e-5)
+  assert profile(dot, 64)[1] == profile(xla, 64)[1]
+  with pytest.raises(ValueError, match='conv_impl'):
+    create_model('efficientnet_b0', conv_impl='matmul')

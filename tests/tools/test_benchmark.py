@@ -127,3 +127,23 @@ def test_device_randaugment_times_the_step_on_uint8_batches():
                                  warmup=0, steps=1, repeats=1, device_randaugment=True)
   assert result.impl.endswith('+RandAugment in step')
   assert result.images_per_sec > 0
+
+
+def test_call_latencies_are_the_median_and_90th_percentile_of_single_calls():
+  ticks = iter([0, 1, 1, 3, 3, 6, 6, 10, 10, 15, 15, 21, 21, 28, 28, 36, 36, 45, 45, 55])
+  calls = []
+  median, p90 = benchmark.call_latencies(lambda: calls.append(1), warmup=2, calls=10,
+                                         clock=lambda: next(ticks))
+  assert len(calls) == 12  # two warm-up calls, not timed
+  assert median == 5.5 and p90 == 10  # durations 1..10
+
+
+def test_latency_mode_times_single_eval_calls(capsys):
+  assert benchmark.main(TINY[:8] + ['--batch_size', '4', '--image_size', '16', '--dtype', 'f32',
+                                    '--warmup', '1', '--steps', '3', '--repeats', '2',
+                                    '--mode', 'latency']) == 0
+  row = [line for line in capsys.readouterr().out.splitlines()
+         if line.startswith('| efficientnet_b0 | latency')][-1]
+  cells = [c.strip() for c in row.strip('|').split('|')]
+  median, p90 = float(cells[8]), float(cells[9])
+  assert 0 < median <= p90

@@ -148,6 +148,23 @@ def test_eval_step_masks_padding():
   assert sums['loss'] == pytest.approx(float(np.sum(loss)), rel=1e-5)
 
 
+def test_label_rank_gives_top_ks_hits_without_sorting():
+  from effnet_jax.train.step import label_rank
+  rng = np.random.default_rng(0)
+  for classes in (3, 10, 1000):
+    logits = rng.normal(size=(64, classes)).astype(np.float32)
+    labels = rng.integers(0, classes, 64)
+    rank = np.asarray(label_rank(jnp.asarray(logits), jnp.asarray(labels)))
+    top = np.asarray(jax.lax.top_k(logits, min(5, classes))[1])
+    np.testing.assert_array_equal(rank < 1, top[:, 0] == labels)
+    np.testing.assert_array_equal(rank < 5, (top == labels[:, None]).any(-1))
+  tied = jnp.asarray([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])  # ties: the lower class first
+  assert list(np.asarray(label_rank(tied, jnp.asarray([1, 0])))) == [1, 0]
+  logits = np.zeros((2, 4), np.float32)
+  logits[0, 1] = np.nan  # a non-finite label logit is never a hit
+  assert list(np.asarray(label_rank(jnp.asarray(logits), jnp.asarray([1, 0])))) == [4, 0]
+
+
 @pytest.mark.parametrize('name, size, overrides', [
     ('mobilenetv2_100', 32, dict(phi=-12.0)),
     ('resnet50', 32, dict(phi=-14.0, drop_path_rate=0.1)),
