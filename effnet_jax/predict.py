@@ -157,7 +157,7 @@ class Predictor:
     """Softmax outputs of a batch of preprocessed images, padded to the next power of two up
     to ``batch_size`` (one image runs at batch 1; at most log2(batch_size) + 2 programs)."""
     count = len(images)
-    size = count if count >= self.batch_size else min(self.batch_size, padded_size(count))
+    size = max(count, min(self.batch_size, padded_size(count)))
     padded = np.zeros((size,) + images.shape[1:], np.float32)
     padded[:count] = images
     return np.asarray(self._probabilities(self.variables, padded))[:count]

@@ -75,7 +75,6 @@ def use_caching_allocator() -> None:
     pass
 
 
-
 _VECTOR_FLAG = '--xla_cpu_prefer_vector_width'
 _TUNING_ENV = 'EFFNET_JAX_XLA_CPU_TUNING'
 

@@ -259,17 +259,23 @@ def random_batch(mesh, batch_size: int, image_size: int, num_classes: int = NUM_
   return global_batch(mesh, batch)
 
 
-def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, steps: int = 10,
-                repeats: int = 5, bandwidth: float | None = None,
-                profile_dir: str | None = None, device_randaugment: bool = False) -> Result:
-  """Times effnet_jax's train step (``mode='train'``) or eval step (``'infer'``); with
-  ``profile_dir``, then traces ``steps`` more steps there (jax.profiler, Perfetto JSON too)."""
+def build_case(case: Case, overrides: dict | None = None, device_randaugment: bool = False,
+               devices=None, config: ml_collections.ConfigDict | None = None):
+  """``(run, mesh, state, batch, step)`` of a case, built as a training run builds them: the
+  recipe (``config``, default :func:`recipe_config`), a synthetic state replicated over the mesh
+  of ``devices`` (default every device, the config's BN groups), a random batch and the jitted
+  train step (``mode='train'``) or eval step."""
   # TensorFlow (through the data package) loads here, never in the timm worker process.
   from effnet_jax.data import DatasetInfo
   from effnet_jax.train import builders
-  from effnet_jax.train.step import make_eval_step, make_train_step
-  config = recipe_config(case, overrides, device_randaugment)
-  mesh = builders.mesh_for(config, builders.check_config(config))
+  from effnet_jax.train.step import MESH_AXES, make_eval_step, make_train_step
+  if config is None:
+    config = recipe_config(case, overrides, device_randaugment)
+  if devices is None:
+    mesh = builders.mesh_for(config, builders.check_config(config))
+  else:
+    mesh = jax.sharding.Mesh(np.array(devices).reshape(
+        (len(devices),) + (1,) * (len(MESH_AXES) - 1)), MESH_AXES)
   info = DatasetInfo(num_classes=NUM_CLASSES, num_train_examples=1_281_167,
                      num_eval_examples=50_000, class_names=())
   run = builders.build_run(config, info, mesh)
@@ -277,13 +283,35 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   state = synthetic_state(run.abstract_state, run.tx, replicated)
   batch = random_batch(mesh, case.batch_size, case.image_size, mask=case.mode != 'train',
                        uint8=case.mode == 'train' and run.prep.augment_on_device)
-  t0 = time.perf_counter()
   if case.mode == 'train':
     (stage,) = run.stages  # fixed size: one stage with the config's own values
     step_cfg = builders.train_step_config(config, NUM_CLASSES, run.prep, stage)
+    step = make_train_step(mesh, run.model, run.tx, run.learning_rate, step_cfg)
+  else:
+    step = make_eval_step(mesh, run.model)
+  return run, mesh, state, batch, step
+
+
+def time_steps(case: Case, run_steps: Callable[[int], None], warmup: int, steps: int,
+               repeats: int) -> tuple[float, float | None]:
+  """(seconds per step, 90th percentile or None): single calls in latency mode (``steps *
+  repeats`` of them), else :func:`median_step_seconds`."""
+  if case.mode == 'latency':
+    return call_latencies(lambda: run_steps(1), warmup, steps * repeats)
+  return median_step_seconds(run_steps, warmup, steps, repeats), None
+
+
+def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, steps: int = 10,
+                repeats: int = 5, bandwidth: float | None = None,
+                profile_dir: str | None = None, device_randaugment: bool = False) -> Result:
+  """Times effnet_jax's train step (``mode='train'``) or eval step (``'infer'``, ``'latency'``);
+  with ``profile_dir``, then traces ``steps`` more steps there (jax.profiler, Perfetto JSON
+  too)."""
+  _, _, state, batch, step = build_case(case, overrides, device_randaugment)
+  t0 = time.perf_counter()
+  if case.mode == 'train':
     rng = jax.random.key(1)
-    compiled = make_train_step(mesh, run.model, run.tx, run.learning_rate, step_cfg).lower(
-        state, batch, rng).compile()
+    compiled = step.lower(state, batch, rng).compile()
     compile_s = time.perf_counter() - t0
     holder = [state]
 
@@ -293,17 +321,13 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
       jax.block_until_ready((holder[0], metrics))
   else:
     variables = {'params': state.params, 'batch_stats': state.batch_stats}
-    compiled = make_eval_step(mesh, run.model).lower(variables, batch).compile()
+    compiled = step.lower(variables, batch).compile()
     compile_s = time.perf_counter() - t0
 
     def run_steps(n):
       out = [compiled(variables, batch) for _ in range(n)]
       jax.block_until_ready(out)
-  p90 = None
-  if case.mode == 'latency':
-    seconds, p90 = call_latencies(lambda: run_steps(1), warmup, steps * repeats)
-  else:
-    seconds = median_step_seconds(run_steps, warmup, steps, repeats)
+  seconds, p90 = time_steps(case, run_steps, warmup, steps, repeats)
   if profile_dir:
     with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
       run_steps(steps)
@@ -455,11 +479,7 @@ def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps:
     for _ in range(n):
       step()
     sync()
-  p90 = None
-  if case.mode == 'latency':
-    seconds, p90 = call_latencies(lambda: run_steps(1), warmup, steps * repeats)
-  else:
-    seconds = median_step_seconds(run_steps, warmup, steps, repeats)
+  seconds, p90 = time_steps(case, run_steps, warmup, steps, repeats)
   peak = float(torch.cuda.max_memory_allocated()) if device.type == 'cuda' else None
   return Result(case, f'timm {timm_arch(case.model)} ({mode})', case.batch_size / seconds,
                 seconds * 1e3, compile_s, peak, 'torch' if peak else '', note=note,
@@ -504,7 +524,8 @@ def _si(value: float | None, unit: str) -> str:
 
 
 COLUMNS = ('model', 'mode', 'batch', 'px', 'dtype', 'implementation', 'img/s', 'vs timm',
-           'step ms', 'p90 ms', 'compile s', 'peak mem', 'FLOP/step', 'bytes/step', 'FLOP/s', 'of BW')
+           'step ms', 'p90 ms', 'compile s', 'peak mem', 'FLOP/step', 'bytes/step', 'FLOP/s',
+           'of BW')
 
 
 def table_rows(results: list[Result]) -> list[tuple[str, ...]]:

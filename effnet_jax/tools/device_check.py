@@ -111,29 +111,13 @@ class Check:
 
 def _setup(model: str, batch_size: int, image_size: int, dtype: str, overrides: dict,
            devices):
-  """The benchmark's train-step setup (recipe, synthetic state, random batch) on ``devices``."""
-  import numpy as np
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-  from effnet_jax.data import DatasetInfo
+  """The benchmark's train-step case (recipe, synthetic state, random batch) on ``devices``,
+  without Mixup/CutMix (the same batch on every side)."""
   from effnet_jax.tools import benchmark
-  from effnet_jax.train import builders
-  from effnet_jax.train.step import MESH_AXES, make_train_step
   case = benchmark.Case(model, 'train', batch_size, image_size, dtype)
   config = benchmark.recipe_config(case, overrides)
-  config.augment.mixup_alpha = config.augment.cutmix_alpha = 0.0  # the same batch on both sides
-  mesh = Mesh(np.array(devices).reshape((len(devices),) + (1,) * (len(MESH_AXES) - 1)),
-              MESH_AXES)
-  info = DatasetInfo(num_classes=benchmark.NUM_CLASSES, num_train_examples=1_281_167,
-                     num_eval_examples=50_000, class_names=())
-  run = builders.build_run(config, info, mesh)
-  replicated = NamedSharding(mesh, PartitionSpec())
-  state = benchmark.synthetic_state(run.abstract_state, run.tx, replicated)
-  batch = benchmark.random_batch(mesh, batch_size, image_size)
-  (stage,) = run.stages
-  step_cfg = builders.train_step_config(config, benchmark.NUM_CLASSES, run.prep, stage)
-  step = make_train_step(mesh, run.model, run.tx, run.learning_rate, step_cfg)
-  return step, state, batch, run, mesh
+  config.augment.mixup_alpha = config.augment.cutmix_alpha = 0.0
+  return benchmark.build_case(case, devices=devices, config=config)
 
 
 def check_parity(model: str, batch_size: int, image_size: int, overrides: dict) -> Check:
@@ -145,7 +129,7 @@ def check_parity(model: str, batch_size: int, image_size: int, overrides: dict) 
   results = []
   with jax.default_matmul_precision('highest'):
     for devices in ([jax.devices()[0]], [jax.devices('cpu')[0]]):
-      step, state, batch, _, _ = _setup(model, batch_size, image_size, 'f32', overrides, devices)
+      _, _, state, batch, step = _setup(model, batch_size, image_size, 'f32', overrides, devices)
       new_state, metrics = step(state, batch, rng)
       results.append((float(metrics['loss']), jax.tree.map(np.asarray, new_state.params)))
   (loss_d, params_d), (loss_c, params_c) = results
@@ -167,7 +151,7 @@ def check_bf16(model: str, batch_size: int, image_size: int, overrides: dict,
   import jax
   import numpy as np
   t0 = time.time()
-  step, state, batch, _, _ = _setup(model, batch_size, image_size, 'bf16', overrides,
+  _, _, state, batch, step = _setup(model, batch_size, image_size, 'bf16', overrides,
                                     [jax.devices()[0]])
   losses = []
   for i in range(steps):
@@ -189,8 +173,8 @@ def check_checkpoint(model: str, batch_size: int, image_size: int, overrides: di
 
   from effnet_jax import checkpoints
   t0 = time.time()
-  _, state, _, run, mesh = _setup(model, batch_size, image_size, 'f32', overrides,
-                                  [jax.devices()[0]])
+  _, mesh, state, _, _ = _setup(model, batch_size, image_size, 'f32', overrides,
+                                [jax.devices()[0]])
   record = checkpoints.RunRecord(model=model, model_overrides=overrides,
                                  num_classes=1000, class_names=None, image_size=image_size,
                                  eval_image_size=image_size, config={'model': model})
