@@ -136,6 +136,7 @@ class Predictor:
                max_image_pixels: int = MAX_IMAGE_PIXELS):
     import jax
 
+    from effnet_jax.models.utils import apply_in_chunks
     from effnet_jax.pretrained import load_pretrained_with_meta
     # the fast kernels for the backend (on a CPU the unrolled depthwise conv: 5x the grouped one)
     self.model, self.variables, meta, self.config = load_pretrained_with_meta(
@@ -149,9 +150,9 @@ class Predictor:
     self.prep = eval_preprocessing(self.config, image_size)
     self.batch_size = batch_size
     self.max_image_pixels = max_image_pixels
+    # in cache-sized chunks of the batch on a CPU (models.utils.forward_chunk)
     self._probabilities = jax.jit(
-        lambda variables, images: jax.nn.softmax(self.model.apply(variables, images,
-                                                                  train=False)))
+        lambda variables, images: jax.nn.softmax(apply_in_chunks(self.model, variables, images)))
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
     """Softmax outputs of a batch of preprocessed images, padded to the next power of two up

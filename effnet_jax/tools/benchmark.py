@@ -58,6 +58,7 @@ import numpy as np
 from effnet_jax import cli, recipes
 from effnet_jax.config import base_config, set_overrides
 from effnet_jax.models import get_model_config
+from effnet_jax.models.utils import forward_chunk
 
 MODES = ('train', 'infer', 'latency')
 DTYPES = {'bf16': 'bfloat16', 'f32': 'float32'}
@@ -107,13 +108,16 @@ class Result:
   bandwidth_fraction: float | None = None  # of the device's peak memory bandwidth
   note: str = ''
   p90_ms: float | None = None  # latency mode: 90th percentile of the single calls
+  # --interleave: ms per step of each timed repeat (latency mode: each repeat's median call)
+  repeat_ms: list[float] | None = None
 
 
 # ---- measurement helpers (pure) ----
 
-def median_step_seconds(run_steps: Callable[[int], None], warmup: int, steps: int,
-                        repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
-  """Median seconds per step: ``run_steps(n)`` runs n steps and waits for the device."""
+def repeat_seconds(run_steps: Callable[[int], None], warmup: int, steps: int, repeats: int,
+                   clock: Callable[[], float] = time.perf_counter) -> list[float]:
+  """Seconds per step of each of ``repeats`` timed runs of ``steps`` steps after ``warmup``
+  steps; ``run_steps(n)`` runs n steps and waits for the device."""
   if warmup:
     run_steps(warmup)
   times = []
@@ -121,22 +125,43 @@ def median_step_seconds(run_steps: Callable[[int], None], warmup: int, steps: in
     start = clock()
     run_steps(steps)
     times.append((clock() - start) / steps)
-  return statistics.median(times)
+  return times
 
 
-def call_latencies(call: Callable[[], None], warmup: int, calls: int,
-                   clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
-  """(median, 90th percentile) seconds of ``calls`` single calls after ``warmup`` calls;
-  ``call()`` runs one and waits for its result."""
-  for _ in range(warmup):
-    call()
+def median_step_seconds(run_steps: Callable[[int], None], warmup: int, steps: int,
+                        repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
+  """Median seconds per step (:func:`repeat_seconds`)."""
+  return statistics.median(repeat_seconds(run_steps, warmup, steps, repeats, clock))
+
+
+def single_calls(call: Callable[[], None], calls: int,
+                 clock: Callable[[], float] = time.perf_counter) -> list[float]:
+  """Seconds of each of ``calls`` single calls; ``call()`` runs one and waits for its result."""
   times = []
   for _ in range(calls):
     start = clock()
     call()
     times.append(clock() - start)
-  times.sort()
+  return times
+
+
+def median_p90(times: list[float]) -> tuple[float, float]:
+  times = sorted(times)
   return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
+
+
+def call_latencies(call: Callable[[], None], warmup: int, calls: int,
+                   clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+  """(median, 90th percentile) seconds of ``calls`` single calls after ``warmup`` calls."""
+  for _ in range(warmup):
+    call()
+  return median_p90(single_calls(call, calls, clock))
+
+
+def paired_ratio(ours_ms: list[float], theirs_ms: list[float]) -> float:
+  """Median over interleaved repeats of their time / ours (> 1: ours is faster): each pair ran
+  back to back, so a slow spell of the machine slows both sides of it."""
+  return statistics.median(t / o for o, t in zip(ours_ms, theirs_ms))
 
 
 def peak_bandwidth(device_kind: str, override: float | None = None) -> float | None:
@@ -292,57 +317,129 @@ def build_case(case: Case, overrides: dict | None = None, device_randaugment: bo
   return run, mesh, state, batch, step
 
 
-def time_steps(case: Case, run_steps: Callable[[int], None], warmup: int, steps: int,
-               repeats: int) -> tuple[float, float | None]:
-  """(seconds per step, 90th percentile or None): single calls in latency mode (``steps *
-  repeats`` of them), else :func:`median_step_seconds`."""
+def timed_repeat(case: Case, run_steps: Callable[[int], None], steps: int
+                 ) -> tuple[float, list[float]]:
+  """One timed repeat: (its seconds per step, the single calls' seconds in latency mode, else
+  []). Latency mode times ``steps`` single calls and gives their median."""
   if case.mode == 'latency':
-    return call_latencies(lambda: run_steps(1), warmup, steps * repeats)
-  return median_step_seconds(run_steps, warmup, steps, repeats), None
+    calls = single_calls(lambda: run_steps(1), steps)
+    return statistics.median(calls), calls
+  start = time.perf_counter()
+  run_steps(steps)
+  return (time.perf_counter() - start) / steps, []
+
+
+def time_steps(case: Case, run_steps: Callable[[int], None], warmup: int, steps: int,
+               repeats: int, between: Callable[[], None] | None = None
+               ) -> tuple[float, float | None, list[float]]:
+  """(seconds per step, 90th percentile or None, seconds of each repeat) of ``repeats``
+  :func:`timed_repeat` after ``warmup`` steps; latency mode: the median and 90th percentile
+  over every single call. ``between()``, where given, runs after each repeat, outside the
+  timing (the other side of an interleaved pair)."""
+  run_steps(warmup)
+  times, calls = [], []
+  for _ in range(repeats):
+    seconds, single = timed_repeat(case, run_steps, steps)
+    times.append(seconds)
+    calls += single
+    if between:
+      between()
+  if case.mode == 'latency':
+    return (*median_p90(calls), times)
+  return statistics.median(times), None, times
+
+
+class JaxSide:
+  """effnet_jax's train step (``mode='train'``) or eval step (``'infer'``, ``'latency'``) of a
+  case, compiled: ``run_steps(n)``, and :meth:`result` of the timing."""
+
+  def __init__(self, case: Case, overrides: dict | None = None,
+               device_randaugment: bool = False):
+    self.case, self.overrides, self.device_randaugment = case, overrides, device_randaugment
+    self.run, self.mesh, state, batch, step = build_case(case, overrides, device_randaugment)
+    t0 = time.perf_counter()
+    if case.mode == 'train':
+      rng = jax.random.key(1)
+      self.compiled = compiled = step.lower(state, batch, rng).compile()
+      holder = [state]
+
+      def run_steps(n):
+        for _ in range(n):
+          holder[0], metrics = compiled(holder[0], batch, rng)
+        jax.block_until_ready(holder[0])
+    else:
+      variables = {'params': state.params, 'batch_stats': state.batch_stats}
+      self.compiled = compiled = step.lower(variables, batch).compile()
+      self.variables, self.batch = variables, batch
+
+      def run_steps(n):
+        jax.block_until_ready([compiled(variables, batch) for _ in range(n)])
+    self.compile_s = time.perf_counter() - t0
+    self.run_steps = run_steps
+    self.times, self.calls = [], []
+
+  def warm(self, warmup: int) -> None:
+    self.run_steps(warmup)
+
+  def repeat(self, steps: int) -> None:
+    """One timed repeat (:func:`timed_repeat`), kept for :meth:`result`."""
+    seconds, calls = timed_repeat(self.case, self.run_steps, steps)
+    self.times.append(seconds)
+    self.calls += calls
+
+  def result(self, bandwidth: float | None = None, paired: bool = False) -> Result:
+    """The :class:`Result` of the repeats so far (``paired``: with each repeat's time)."""
+    case, mesh = self.case, self.mesh
+    seconds, p90 = ((median_p90(self.calls)) if case.mode == 'latency' else
+                    (statistics.median(self.times), None))
+    costed = self.compiled
+    local = case.batch_size // mesh.size
+    if case.mode != 'train' and forward_chunk(local, case.image_size, case.image_size,
+                                              mesh.devices.flat[0].platform) < local:
+      # a CPU eval step runs the model in chunks (a loop), whose body XLA's cost analysis
+      # counts once: the figures come from the same step in one pass
+      from effnet_jax.train.step import make_eval_step
+      costed = make_eval_step(mesh, self.run.model, chunked=False).lower(
+          self.variables, self.batch).compile()
+    flops, bytes_accessed = cost_figures(costed.cost_analysis())
+    device = jax.devices()[0]
+    peak = device_peak_memory(device)
+    source = 'device'
+    if peak is None:
+      peak, source = program_memory(self.compiled), 'xla'
+    impl = 'effnet_jax' + ''.join(f' {k}={v}' for k, v in (self.overrides or {}).items())
+    if self.device_randaugment:
+      impl += ' +RandAugment in step'
+    result = Result(case, impl, case.batch_size / seconds, seconds * 1e3, self.compile_s, peak,
+                    source, flops, bytes_accessed, p90_ms=p90 and p90 * 1e3,
+                    repeat_ms=[t * 1e3 for t in self.times] if paired else None)
+    return with_rates(result, peak_bandwidth(device.device_kind, bandwidth))
 
 
 def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, steps: int = 10,
                 repeats: int = 5, bandwidth: float | None = None,
                 profile_dir: str | None = None, device_randaugment: bool = False) -> Result:
-  """Times effnet_jax's train step (``mode='train'``) or eval step (``'infer'``, ``'latency'``);
-  with ``profile_dir``, then traces ``steps`` more steps there (jax.profiler, Perfetto JSON
-  too)."""
-  _, _, state, batch, step = build_case(case, overrides, device_randaugment)
-  t0 = time.perf_counter()
-  if case.mode == 'train':
-    rng = jax.random.key(1)
-    compiled = step.lower(state, batch, rng).compile()
-    compile_s = time.perf_counter() - t0
-    holder = [state]
-
-    def run_steps(n):
-      for _ in range(n):
-        holder[0], metrics = compiled(holder[0], batch, rng)
-      jax.block_until_ready((holder[0], metrics))
-  else:
-    variables = {'params': state.params, 'batch_stats': state.batch_stats}
-    compiled = step.lower(variables, batch).compile()
-    compile_s = time.perf_counter() - t0
-
-    def run_steps(n):
-      out = [compiled(variables, batch) for _ in range(n)]
-      jax.block_until_ready(out)
-  seconds, p90 = time_steps(case, run_steps, warmup, steps, repeats)
+  """Times :class:`JaxSide` of a case; with ``profile_dir``, then traces ``steps`` more steps
+  there (jax.profiler, Perfetto JSON too)."""
+  side = JaxSide(case, overrides, device_randaugment)
+  side.warm(warmup)
+  for _ in range(repeats):
+    side.repeat(steps)
   if profile_dir:
     with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
-      run_steps(steps)
-  flops, bytes_accessed = cost_figures(compiled.cost_analysis())
-  device = jax.devices()[0]
-  peak = device_peak_memory(device)
-  source = 'device'
-  if peak is None:
-    peak, source = program_memory(compiled), 'xla'
-  impl = 'effnet_jax' + ''.join(f' {k}={v}' for k, v in (overrides or {}).items())
-  if device_randaugment:
-    impl += ' +RandAugment in step'
-  result = Result(case, impl, case.batch_size / seconds, seconds * 1e3, compile_s, peak, source,
-                  flops, bytes_accessed, p90_ms=p90 and p90 * 1e3)
-  return with_rates(result, peak_bandwidth(device.device_kind, bandwidth))
+      side.run_steps(steps)
+  return side.result(bandwidth)
+
+
+def measure_interleaved(sides: list, warmup: int, steps: int, repeats: int) -> None:
+  """Warms each side up (``side.warm(warmup)``), then runs ``repeats`` rounds of one timed
+  repeat of every side in turn (``side.repeat(steps)``): a slow spell of the machine falls on
+  every side of a round."""
+  for side in sides:
+    side.warm(warmup)
+  for _ in range(repeats):
+    for side in sides:
+      side.repeat(steps)
 
 
 # ---- profiles ----
@@ -410,8 +507,12 @@ def _timm_optimizer(torch_model, config: ml_collections.ConfigDict):
 
 
 def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps: int = 10,
-                 repeats: int = 5) -> Result:
-  """Times timm's model of the same architecture on the same case (see the module doc)."""
+                 repeats: int = 5, interleaved: bool = False) -> Result:
+  """Times timm's model of the same architecture on the same case (see the module doc).
+
+  ``interleaved`` (the worker process of :class:`TimmWorker`): after the warm-up it prints
+  ``ready``, then runs each timed repeat when a line arrives on stdin and prints ``done``
+  after it."""
   import torch
   import timm
   from timm.utils import ModelEmaV3
@@ -479,11 +580,22 @@ def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps:
     for _ in range(n):
       step()
     sync()
-  seconds, p90 = time_steps(case, run_steps, warmup, steps, repeats)
+  def handshake():  # interleaved: our turn is over; wait for the next one
+    print('done', flush=True)
+    sys.stdin.readline()
+
+  if interleaved:
+    run_steps(warmup)
+    warmup = 0
+    print('ready', flush=True)
+    sys.stdin.readline()
+  seconds, p90, times = time_steps(case, run_steps, warmup, steps, repeats,
+                                   handshake if interleaved else None)
   peak = float(torch.cuda.max_memory_allocated()) if device.type == 'cuda' else None
   return Result(case, f'timm {timm_arch(case.model)} ({mode})', case.batch_size / seconds,
                 seconds * 1e3, compile_s, peak, 'torch' if peak else '', note=note,
-                p90_ms=p90 and p90 * 1e3)
+                p90_ms=p90 and p90 * 1e3,
+                repeat_ms=[t * 1e3 for t in times] if interleaved else None)
 
 
 _WORKER_FLAG = '--timm_worker'
@@ -503,6 +615,56 @@ def measure_timm_in_subprocess(case: Case, compile_train: bool = True, **timing)
                        f'{done.stderr[-3000:]}')
   fields = json.loads(lines[-1])
   return Result(**dict(fields, case=Case(**fields['case'])))
+
+
+class TimmWorker:
+  """timm's measurement of a case in a worker process that stays up, a side of
+  :func:`measure_interleaved` (``--interleave``): it warms up before it starts; ``repeat()``
+  runs one of its timed repeats (of the ``steps`` it was given) and returns when it is done;
+  ``result()`` ends the worker and returns its :class:`Result`."""
+
+  def __init__(self, case: Case, compile_train: bool = True, **timing):
+    import tempfile
+    request = json.dumps({'case': dataclasses.asdict(case), 'compile_train': compile_train,
+                          'interleaved': True, **timing})
+    self._stderr = tempfile.TemporaryFile(mode='w+')  # a file: a full pipe would block it
+    self._proc = subprocess.Popen(
+        [sys.executable, '-m', 'effnet_jax.tools.benchmark', _WORKER_FLAG, request],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+    self._expect('ready')
+
+  def _failed(self) -> RuntimeError:
+    self._proc.kill()
+    code = self._proc.wait()
+    self._stderr.seek(0)
+    return RuntimeError(f'the timm measurement failed (exit {code}):\n'
+                        f'{self._stderr.read()[-3000:]}')
+
+  def _expect(self, word: str) -> None:
+    for line in self._proc.stdout:
+      if line.strip() == word:
+        return
+    raise self._failed()
+
+  def warm(self, warmup: int) -> None:
+    pass  # done before 'ready'
+
+  def repeat(self, steps: int = 0) -> None:
+    try:
+      self._proc.stdin.write('go\n')
+      self._proc.stdin.flush()
+    except BrokenPipeError:
+      raise self._failed() from None
+    self._expect('done')
+
+  def result(self, bandwidth: float | None = None, paired: bool = True) -> Result:
+    self._proc.stdin.close()
+    lines = self._proc.stdout.read().strip().splitlines()
+    if self._proc.wait() or not lines:
+      raise self._failed()
+    fields = json.loads(lines[-1])
+    return Result(**dict(fields, case=Case(**fields['case'])))
 
 
 def _timm_worker(request: str) -> int:
@@ -529,13 +691,17 @@ COLUMNS = ('model', 'mode', 'batch', 'px', 'dtype', 'implementation', 'img/s', '
 
 
 def table_rows(results: list[Result]) -> list[tuple[str, ...]]:
-  """One row per result; ``vs timm`` is ours / timm's images/s for the same case."""
-  timm_rate = {r.case: r.images_per_sec for r in results if r.impl.startswith('timm')}
+  """One row per result; ``vs timm`` is ours / timm's images/s for the same case, or where
+  the two were interleaved (``repeat_ms`` on both) :func:`paired_ratio`."""
+  timm = {r.case: r for r in results if r.impl.startswith('timm')}
   rows = []
   for r in results:
     c = r.case
-    ratio = (f'{r.images_per_sec / timm_rate[c]:.2f}x'
-             if c in timm_rate and not r.impl.startswith('timm') else '')
+    ratio = ''
+    if c in timm and not r.impl.startswith('timm'):
+      paired = r.repeat_ms and timm[c].repeat_ms
+      ratio = (f'{paired_ratio(r.repeat_ms, timm[c].repeat_ms):.2f}x paired' if paired else
+               f'{r.images_per_sec / timm[c].images_per_sec:.2f}x')
     memory = _si(r.peak_memory_bytes, 'B')
     if r.memory_source == 'xla':
       memory = '~' + memory
@@ -615,6 +781,11 @@ def main(argv=None) -> int:
                       help='a case to measure, e.g. efficientnet_b0:train:256:224 (repeatable; '
                       'replaces --model/--mode/--batch_size/--image_size)')
   parser.add_argument('--vs_timm', action='store_true', help='measure timm in the same run')
+  parser.add_argument('--interleave', action='store_true',
+                      help='alternate the timed repeats of everything measured for a case (the '
+                      'variants, timm in a worker that stays up) and compare them by the median '
+                      'of the paired ratios: robust to a machine whose speed drifts (a shared '
+                      'CPU). For CPUs: on a GPU both processes would hold its memory at once')
   parser.add_argument('--timm_compile', action=argparse.BooleanOptionalAction, default=True,
                       help='torch.compile timm\'s train step (default; eager where it fails)')
   parser.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
@@ -653,6 +824,8 @@ def main(argv=None) -> int:
       get_model_config(model, **overrides)
   except ValueError as error:
     parser.error(str(error))
+  if args.interleave and args.profile:
+    parser.error('--interleave and --profile: profile in a run of its own')
   if args.vs_timm:
     cli.require_extra(parser.program, 'timm', '--vs_timm')
   if args.vs_timm and any(_changes_architecture(m, overrides) for m in {c.model for c in cases}):
@@ -676,9 +849,20 @@ def main(argv=None) -> int:
   print(f'# {machine_description()}', flush=True)
   results = []
   for case in cases:
-    for variant, device_randaugment in variants:
-      if device_randaugment and case.mode != 'train':
-        continue
+    case_variants = [(v, ra) for v, ra in variants if not ra or case.mode == 'train']
+    if args.interleave:
+      sides = [JaxSide(case, v, ra) for v, ra in case_variants]
+      if args.vs_timm:
+        sides.append(TimmWorker(case, args.timm_compile, **timing))
+      measure_interleaved(sides, **timing)
+      case_results = [side.result(bandwidth, paired=True) for side in sides]
+      for r in case_results[1:len(case_variants)]:
+        r.note = (f'{paired_ratio(case_results[0].repeat_ms, r.repeat_ms):.2f}x the time of '
+                  f'{case_results[0].impl}, paired')
+      results += case_results
+      print('\n'.join(format_table(case_results).splitlines()[2:]), flush=True)
+      continue
+    for variant, device_randaugment in case_variants:
       profile_dir = (os.path.join(args.profile, f'{case.model}_{case.mode}_{len(results)}')
                      if args.profile else None)
       results.append(measure_jax(case, variant, bandwidth=bandwidth, profile_dir=profile_dir,

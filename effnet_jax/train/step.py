@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from effnet_jax.data import device_augment
 from effnet_jax.data.mix import mixup_cutmix
 from effnet_jax.models.registry import get_family
+from effnet_jax.models.utils import apply_in_chunks
 from effnet_jax.train.ema import ema_decay, ema_update
 
 MESH_AXES = ('data', 'bn')
@@ -193,21 +194,25 @@ def label_rank(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.where(jnp.isfinite(picked[:, 0]), rank, logits.shape[-1])
 
 
-def make_eval_step(mesh: Mesh, model: nn.Module):
-  """``eval_step(variables, batch) -> sums`` of masked top-1/top-5 hits, loss and count."""
+def _eval_step(variables, batch, *, model: nn.Module, platform: str):
+  """Masked sums of one device's slice of the batch, summed over the mesh (inside shard_map)."""
+  logits = apply_in_chunks(model, variables, batch['images'], platform)
+  labels, mask = batch['labels'], batch['mask']
+  rank = label_rank(logits, labels)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  sums = {
+      'top1': jnp.sum(mask * (rank < 1)),
+      'top5': jnp.sum(mask * (rank < 5)),
+      'loss': jnp.sum(mask * loss),
+      'count': jnp.sum(mask),
+  }
+  return jax.lax.psum(sums, MESH_AXES)
 
-  def eval_step(variables, batch):
-    logits = model.apply(variables, batch['images'], train=False)
-    labels, mask = batch['labels'], batch['mask']
-    rank = label_rank(logits, labels)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return {
-        'top1': jnp.sum(mask * (rank < 1)),
-        'top5': jnp.sum(mask * (rank < 5)),
-        'loss': jnp.sum(mask * loss),
-        'count': jnp.sum(mask),
-    }
 
-  batch_sharding = NamedSharding(mesh, BATCH_SPEC)
-  return jax.jit(eval_step, in_shardings=(NamedSharding(mesh, P()), batch_sharding),
-                 out_shardings=NamedSharding(mesh, P()))
+def make_eval_step(mesh: Mesh, model: nn.Module, chunked: bool = True):
+  """``eval_step(variables, batch) -> sums`` of masked top-1/top-5 hits, loss and count, each
+  device's slice of the batch in cache-sized chunks on a CPU (``models.utils.forward_chunk``;
+  ``chunked=False``: in one pass, as on accelerators)."""
+  platform = mesh.devices.flat[0].platform if chunked else 'one pass'
+  step = functools.partial(_eval_step, model=model, platform=platform)
+  return jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=P()))

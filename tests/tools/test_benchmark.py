@@ -116,17 +116,11 @@ def test_op_summary_groups_numbered_ops_and_skips_runtime_scopes():
                                              ('ynn_fusion', 0.04, 0.4)]
 
 
-def test_device_randaugment_times_the_step_on_uint8_batches():
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'train'))
-  from test_loop import TWO_STAGES  # the trainer tests' fast-compiling tiny network
+def test_device_randaugment_recipe():
+  # its timing: test_interleave_cli_pairs_the_variants_of_a_case
   case = Case('efficientnet_b0', 'train', 8, 16, 'f32')
   config = benchmark.recipe_config(case, device_randaugment=True)
   assert config.augment.augment == 'randaugment' and config.augment.augment_on_device
-  result = benchmark.measure_jax(case, {'phi': -12.0, 'depthwise_impl': 'xla',
-                                        'stages': TWO_STAGES},
-                                 warmup=0, steps=1, repeats=1, device_randaugment=True)
-  assert result.impl.endswith('+RandAugment in step')
-  assert result.images_per_sec > 0
 
 
 def test_call_latencies_are_the_median_and_90th_percentile_of_single_calls():
@@ -147,3 +141,54 @@ def test_latency_mode_times_single_eval_calls(capsys):
   cells = [c.strip() for c in row.strip('|').split('|')]
   median, p90 = float(cells[8]), float(cells[9])
   assert 0 < median <= p90
+
+
+def test_interleaved_sides_take_turns_and_compare_by_paired_ratios():
+  log = []
+
+  class Side:
+    def __init__(self, name):
+      self.name = name
+
+    def warm(self, n):
+      log.append((self.name, 'warm', n))
+
+    def repeat(self, steps):
+      log.append((self.name, 'repeat', steps))
+
+  benchmark.measure_interleaved([Side('a'), Side('b')], warmup=2, steps=3, repeats=2)
+  assert log == [('a', 'warm', 2), ('b', 'warm', 2), ('a', 'repeat', 3), ('b', 'repeat', 3),
+                 ('a', 'repeat', 3), ('b', 'repeat', 3)]
+  # a slow spell doubling both sides of a round leaves the paired ratio alone
+  assert benchmark.paired_ratio([100, 200, 100], [110, 220, 110]) == pytest.approx(1.1)
+  case = Case('efficientnet_b0', 'infer', 32, 224, 'f32')
+  ours = Result(case, 'effnet_jax', 100.0, 320.0, 3.0, repeat_ms=[300, 600, 300])
+  peer = Result(case, 'timm efficientnet_b0 (eager)', 90.0, 352.0, 0.5,
+                repeat_ms=[330, 660, 360])
+  assert benchmark.table_rows([ours, peer])[0][benchmark.COLUMNS.index('vs timm')] == (
+      '1.10x paired')
+
+
+def test_interleave_cli_pairs_the_variants_of_a_case(capsys):
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'train'))
+  from test_loop import TWO_STAGES
+  assert benchmark.main(TINY[:-6] + ['--override', f'stages={json.dumps(TWO_STAGES)}',
+                                     '--warmup', '0', '--steps', '1', '--repeats', '3',
+                                     '--device_randaugment', '--interleave']) == 0
+  rows = [line for line in capsys.readouterr().out.splitlines()
+          if line.startswith('| efficientnet_b0 | train')]
+  assert len(rows) == 4  # streamed and final
+  assert '+RandAugment in step' in rows[-1] and 'RandAugment' not in rows[-2]
+  assert 'x the time of effnet_jax phi=-12' in rows[-1] and 'paired]' in rows[-1]
+
+
+def test_timm_worker_takes_its_turns():
+  pytest.importorskip('timm')
+  worker = benchmark.TimmWorker(Case('efficientnet_b0', 'infer', 2, 32, 'f32'), warmup=1,
+                                steps=1, repeats=2)
+  worker.repeat()
+  worker.repeat()
+  result = worker.result()
+  assert result.impl == 'timm efficientnet_b0 (eager)' and len(result.repeat_ms) == 2
+  assert result.step_ms == pytest.approx(sorted(result.repeat_ms)[0] / 2 +
+                                         sorted(result.repeat_ms)[1] / 2)

@@ -148,6 +148,43 @@ def test_eval_step_masks_padding():
   assert sums['loss'] == pytest.approx(float(np.sum(loss)), rel=1e-5)
 
 
+@pytest.mark.parametrize('num_devices', [1, 2])
+def test_eval_step_in_cpu_chunks_gives_the_whole_batchs_sums(monkeypatch, num_devices):
+  from effnet_jax.models import utils
+  mesh = make_mesh(1, jax.devices()[:num_devices])
+  model = tiny_model(mesh)
+  variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)))
+  data = batches(1, batch_size=14)[0]
+  batch = global_batch(mesh, dict(data, mask=np.r_[np.ones(11), np.zeros(3)].astype(np.float32)))
+  whole = jax.device_get(make_eval_step(mesh, model)(variables, batch))
+  # 3 images' pixels per chunk: 14 images per device in 5 chunks of 3 (one padding image),
+  # or 7 in 3 chunks of 3 (two)
+  monkeypatch.setattr(utils, 'CPU_CHUNK_PIXELS', 3 * SIZE * SIZE)
+  assert utils.forward_chunk(14 // num_devices, SIZE, SIZE, 'cpu') == 3
+  eval_step = make_eval_step(mesh, model)
+  assert 'while' in eval_step.lower(variables, batch).as_text()  # lax.map over the chunks
+  chunked = jax.device_get(eval_step(variables, batch))
+  assert chunked['count'] == whole['count'] == 11
+  assert chunked['top1'] == whole['top1'] and chunked['top5'] == whole['top5']
+  assert chunked['loss'] == pytest.approx(float(whole['loss']), rel=1e-6)
+
+
+def test_forward_chunk_and_map_chunks():
+  from effnet_jax.models.utils import CPU_CHUNK_PIXELS, forward_chunk, map_chunks
+  assert CPU_CHUNK_PIXELS == 8 * 224 * 224
+  assert forward_chunk(32, 224, 224, 'cpu') == 8
+  assert forward_chunk(50, 224, 224, 'cpu') == 8  # 7 chunks of 8 (6 padding images)
+  assert forward_chunk(32, 128, 128, 'cpu') == 16
+  assert forward_chunk(128, 32, 32, 'cpu') == 128  # small enough: one pass
+  assert forward_chunk(4, 600, 600, 'cpu') == 1
+  assert forward_chunk(256, 224, 224, 'gpu') == forward_chunk(256, 224, 224, 'tpu') == 256
+  x = jnp.arange(7 * 2.0).reshape(7, 2)
+  out = map_chunks(lambda v: {'sum': v.sum(-1), 'twice': 2 * v}, 3, x)
+  np.testing.assert_array_equal(out['sum'], x.sum(-1))
+  np.testing.assert_array_equal(out['twice'], 2 * x)
+  np.testing.assert_array_equal(map_chunks(lambda v: v + 1, 7, x), x + 1)
+
+
 def test_label_rank_gives_top_ks_hits_without_sorting():
   from effnet_jax.train.step import label_rank
   rng = np.random.default_rng(0)
