@@ -75,6 +75,14 @@ def built_once(name: str, build):
       return json.load(f)
 
 
+def pytest_collection_modifyitems(config, items):
+  """Tests marked ``long`` (about half a minute or more on a 2-core machine) run first:
+  pytest-xdist hands out work in collection order, so the longest start first and the workers
+  end together, instead of one late long test ending the run alone (longest-first scheduling;
+  a marked test takes its whole ``xdist_group`` along)."""
+  items.sort(key=lambda item: item.get_closest_marker('long') is None)
+
+
 def pytest_xdist_auto_num_workers(config):
   """``-n auto`` (pyproject's addopts): one worker per core, at most 4 — every worker holds
   TensorFlow, JAX and torch (2-3 GB), and XLA's CPU thread pool already uses all cores."""

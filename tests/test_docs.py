@@ -223,6 +223,7 @@ def test_a_readme_python_block_runs(block, workspace):
   run_python(block, workspace)
 
 
+@pytest.mark.long
 def test_the_backbone_example_trains_a_segmentation_head(workspace):
   text = open(os.path.join(ROOT, 'docs', 'weights.md')).read()
   [block] = [b for b in fenced(text, 'python') if 'class SegmentationHead' in b]

@@ -18,6 +18,7 @@ def steps(out):
     return [line.rstrip('\n').split('\t') for line in f]
 
 
+@pytest.mark.long
 def test_smoke_mode_runs_every_step_and_summarizes_them(tmp_path, embedded_data_dir):
   out = str(tmp_path / 'check')
   env = dict(os.environ, JOB_FLAGS=f'--config.data.data_dir={embedded_data_dir}')

@@ -42,6 +42,7 @@ def test_config_loads_at_both_scales_and_documents_itself(path):
     module.get_config('scale=huge')
 
 
+@pytest.mark.long
 def test_fused_placement_end_to_end_and_read_back_on_rerun(tmp_path, embedded_data_dir):
   config = load(os.path.join(REPO, 'configs', 'ablations', 'fused_placement.py')).get_config()
   config.fused_stages = (0,)

@@ -224,6 +224,7 @@ def test_channel_search_analysis_groups_curves_and_best_model_file(tmp_path):
       'nonlinearity: top-macs0.6 < bottom-macs0.6', 'nonlinearity: top-macs1 < bottom-macs1']
 
 
+@pytest.mark.long
 def test_nas_end_to_end_with_its_pareto_front_and_best_model(tmp_path, embedded_data_dir):
   config = tiny(load_config('v2_nas'), embedded_data_dir)
   config.phi, config.layer_deltas, config.startup, config.candidates = -12.0, (0,), 1, 2

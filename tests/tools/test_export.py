@@ -236,6 +236,7 @@ def test_lite0_float_exports_agree_with_jax(lite0):
     assert results[name]['max_logit_error'] <= tolerance, (name, results[name])
 
 
+@pytest.mark.long
 def test_lite0_int8_tflite(lite0):
   metadata, output, results = lite0
   result = results['model_int8.tflite serving_uint8']

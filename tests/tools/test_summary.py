@@ -1,6 +1,8 @@
 """The summary tool and the committed docs/models.md it generates."""
 import pathlib
 
+import pytest
+
 from effnet_jax.tools import summary
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / 'docs' / 'models.md'
@@ -16,6 +18,7 @@ def test_single_model_summary(capsys):
   assert '2x2x256' in out  # stage 6 output at 64 px: stride 32
 
 
+@pytest.mark.long
 def test_docs_models_md_is_generated_by_the_command():
   assert DOCS.read_text() == summary.models_md(), ('regenerate: .venv/bin/python -m effnet_jax.tools.summary '
                                         '--all > docs/models.md')

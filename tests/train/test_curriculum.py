@@ -131,6 +131,7 @@ def compiles(workdir):
           and r['fn'] == 'train_step']
 
 
+@pytest.mark.long
 def test_three_stage_run_compiles_three_times_and_resumes_in_stage_two(
     tmp_path, embedded_data_dir, monkeypatch, capsys):
   # the uninterrupted run, lazily compiled

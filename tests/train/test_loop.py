@@ -181,6 +181,7 @@ def finished_steps(workdir):
   return sorted(int(d) for d in os.listdir(root) if d.isdigit()) if os.path.isdir(root) else []
 
 
+@pytest.mark.long
 def test_sigkill_then_restart_ends_with_the_same_parameters(tmp_path, embedded_data_dir):
   steps = ['--config.num_train_steps=240', '--config.checkpoint_every_steps=40']
   reference, killed = str(tmp_path / 'reference'), str(tmp_path / 'killed')
@@ -202,6 +203,7 @@ def test_sigkill_then_restart_ends_with_the_same_parameters(tmp_path, embedded_d
     np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.long
 def test_sigterm_saves_and_resumes_on_another_device_count(tmp_path, embedded_data_dir):
   workdir = str(tmp_path)
   steps = ['--config.num_train_steps=2000', '--config.checkpoint_every_steps=1000']

@@ -105,6 +105,7 @@ def final_state(workdir):
   return jax.device_get(restored['state'])
 
 
+@pytest.mark.long
 def test_two_processes_train_what_one_process_trains(runs):
   (code_1, out_1, single), (code_2, out_2, multi) = runs['single'], runs['multi']
   assert code_1 == 0, out_1

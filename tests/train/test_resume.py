@@ -166,6 +166,7 @@ def test_readers_never_write_not_even_on_a_mistyped_path(trained, tmp_path):
   assert not os.path.exists(typo)
 
 
+@pytest.mark.long
 def test_a_reader_works_while_the_run_saves_every_step(tmp_path, embedded_data_dir):
   """load_pretrained of a workdir, in a loop, while the run saves asynchronously every step
   (and removes older steps): every read succeeds and the run finishes."""
@@ -262,6 +263,7 @@ def test_resume_refuses_another_data_set_unless_allowed(tmp_path, capsys):
       ['class_names', 'data.eval_folder', 'data.train_folder', 'num_train_steps']]
 
 
+@pytest.mark.long
 def test_a_full_disk_for_the_metrics_ends_the_run_with_the_checkpoint_intact(
     tmp_path, embedded_data_dir, monkeypatch):
   """The disk fills up in the middle of a metrics record: one error naming the checkpoint to go
