@@ -431,14 +431,21 @@ def measure_jax(case: Case, overrides: dict | None = None, warmup: int = 3, step
   return side.result(bandwidth)
 
 
-def measure_interleaved(sides: list, warmup: int, steps: int, repeats: int) -> None:
+# Seconds between two sides' turns: the threads of the side that just ran (OpenMP's, XLA's)
+# spin for a while before they sleep, which would slow the next side's short repeats.
+INTERLEAVE_PAUSE_S = 0.25
+
+
+def measure_interleaved(sides: list, warmup: int, steps: int, repeats: int,
+                        pause: float = INTERLEAVE_PAUSE_S) -> None:
   """Warms each side up (``side.warm(warmup)``), then runs ``repeats`` rounds of one timed
-  repeat of every side in turn (``side.repeat(steps)``): a slow spell of the machine falls on
-  every side of a round."""
+  repeat of every side in turn (``side.repeat(steps)``), ``pause`` seconds apart: a slow spell
+  of the machine falls on every side of a round."""
   for side in sides:
     side.warm(warmup)
   for _ in range(repeats):
     for side in sides:
+      time.sleep(pause)
       side.repeat(steps)
 
 

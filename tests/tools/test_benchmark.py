@@ -156,7 +156,8 @@ def test_interleaved_sides_take_turns_and_compare_by_paired_ratios():
     def repeat(self, steps):
       log.append((self.name, 'repeat', steps))
 
-  benchmark.measure_interleaved([Side('a'), Side('b')], warmup=2, steps=3, repeats=2)
+  benchmark.measure_interleaved([Side('a'), Side('b')], warmup=2, steps=3, repeats=2,
+                                pause=0)
   assert log == [('a', 'warm', 2), ('b', 'warm', 2), ('a', 'repeat', 3), ('b', 'repeat', 3),
                  ('a', 'repeat', 3), ('b', 'repeat', 3)]
   # a slow spell doubling both sides of a round leaves the paired ratio alone

@@ -21,14 +21,15 @@ from effnet_jax.checkpoints import item_handlers
 from effnet_jax.distributed import LOST_PROCESS_EXIT_CODE
 from test_loop import TWO_STAGES
 
-# One worker runs the module (pytest-xdist): its tests share the two runs.
+# One worker runs the module (pytest-xdist): its tests share the two runs, built once per
+# session (a module fixture is built again whenever the worker's order leaves the module).
 pytestmark = pytest.mark.xdist_group('multihost')
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 6
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def image_folder(tmp_path_factory):
   """3 classes x 8 random PNGs, and a truncated JPEG in class 'bee'."""
   root = tmp_path_factory.mktemp('images')
@@ -63,7 +64,7 @@ def environment(devices=None):
   return env
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def runs(tmp_path_factory, image_folder):
   """{'single': (exit code, output, workdir), 'multi': ...}: run side by side (2 cores)."""
   root = tmp_path_factory.mktemp('runs')
