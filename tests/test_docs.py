@@ -67,10 +67,12 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     'pip install -r requirements.txt': (None, NETWORK),
     'pip install --no-deps .': (None, NETWORK),
     '.venv/bin/python -m effnet_jax.tools.benchmark --model efficientnet_b0 --mode train infer '
-    '--batch_size 128 --image_size 32 --dtype f32 --vs_timm --warmup 1 --steps 3 --repeats 3':
+    '--batch_size 128 --image_size 32 --dtype f32 --vs_timm --device_randaugment --interleave '
+    '--warmup 2 --steps 3 --repeats 8':
         ('--mode infer --batch_size 8 --warmup 0 --steps 1 --repeats 1 --no_timm_compile', ''),
     '.venv/bin/python -m effnet_jax.tools.benchmark --case efficientnet_b0:infer:32:224 '
-    '--case efficientnet_b0:latency:1:224 --dtype f32 --vs_timm --warmup 3 --steps 10 --repeats 5':
+    '--case efficientnet_b0:latency:1:224 --dtype f32 --vs_timm --interleave --warmup 3 '
+    '--steps 5 --repeats 10':
         (None, 'batch 1 does not split over the suite\'s 4 fake devices; '
                'tests/tools/test_benchmark.py runs the infer and latency modes'),
     '.venv/bin/python -m effnet_jax.tools.summary --model efficientnet_b0': ('', ''),
