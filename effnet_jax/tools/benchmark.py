@@ -390,7 +390,7 @@ class JaxSide:
   def result(self, bandwidth: float | None = None, paired: bool = False) -> Result:
     """The :class:`Result` of the repeats so far (``paired``: with each repeat's time)."""
     case, mesh = self.case, self.mesh
-    seconds, p90 = ((median_p90(self.calls)) if case.mode == 'latency' else
+    seconds, p90 = (median_p90(self.calls) if case.mode == 'latency' else
                     (statistics.median(self.times), None))
     costed = self.compiled
     local = case.batch_size // mesh.size
@@ -587,6 +587,7 @@ def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps:
     for _ in range(n):
       step()
     sync()
+
   def handshake():  # interleaved: our turn is over; wait for the next one
     print('done', flush=True)
     sys.stdin.readline()

@@ -5,6 +5,7 @@ mid-training stops the other."""
 import contextlib
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -20,27 +21,32 @@ from PIL import Image
 from effnet_jax.checkpoints import item_handlers
 from effnet_jax.distributed import LOST_PROCESS_EXIT_CODE
 from test_loop import TWO_STAGES
+from tests.conftest import built_once
 
-# One worker runs the module (pytest-xdist): its tests share the two runs, built once per
-# session (a module fixture is built again whenever the worker's order leaves the module).
+# One worker runs the module (pytest-xdist); its tests share the two runs, built once per
+# session through built_once (a module fixture was built two or three times per session).
 pytestmark = pytest.mark.xdist_group('multihost')
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 6
 
 
-@pytest.fixture(scope='session')
-def image_folder(tmp_path_factory):
+def write_image_folder(root: pathlib.Path) -> str:
   """3 classes x 8 random PNGs, and a truncated JPEG in class 'bee'."""
-  root = tmp_path_factory.mktemp('images')
+  root.mkdir(parents=True, exist_ok=True)
   rng = np.random.default_rng(0)
   for name in ('ant', 'bee', 'cat'):
-    (root / name).mkdir()
+    (root / name).mkdir(exist_ok=True)
     for index in range(8):
       Image.fromarray(rng.integers(0, 256, (20, 24, 3), np.uint8)).save(
           root / name / f'{index}.png')
   (root / 'bee' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated JPEG')
   return str(root)
+
+
+@pytest.fixture(scope='session')
+def image_folder(tmp_path_factory):
+  return write_image_folder(tmp_path_factory.mktemp('images'))
 
 
 def main_flags(workdir, folder, steps=STEPS):
@@ -65,9 +71,14 @@ def environment(devices=None):
 
 
 @pytest.fixture(scope='session')
-def runs(tmp_path_factory, image_folder):
-  """{'single': (exit code, output, workdir), 'multi': ...}: run side by side (2 cores)."""
-  root = tmp_path_factory.mktemp('runs')
+def runs():
+  """{'single': (exit code, output, workdir), 'multi': ...}: run side by side (2 cores), once
+  per session."""
+  return built_once('multihost-runs', lambda root: train_both(pathlib.Path(root)))
+
+
+def train_both(root: pathlib.Path) -> dict:
+  image_folder = write_image_folder(root / 'images')
   procs = {
       'single': subprocess.Popen(
           [sys.executable, '-m', 'effnet_jax.main', *main_flags(root / 'single', image_folder)],
