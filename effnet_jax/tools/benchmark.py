@@ -114,10 +114,9 @@ class Result:
 
 # ---- measurement helpers (pure) ----
 
-def repeat_seconds(run_steps: Callable[[int], None], warmup: int, steps: int, repeats: int,
-                   clock: Callable[[], float] = time.perf_counter) -> list[float]:
-  """Seconds per step of each of ``repeats`` timed runs of ``steps`` steps after ``warmup``
-  steps; ``run_steps(n)`` runs n steps and waits for the device."""
+def median_step_seconds(run_steps: Callable[[int], None], warmup: int, steps: int,
+                        repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
+  """Median seconds per step: ``run_steps(n)`` runs n steps and waits for the device."""
   if warmup:
     run_steps(warmup)
   times = []
@@ -125,13 +124,7 @@ def repeat_seconds(run_steps: Callable[[int], None], warmup: int, steps: int, re
     start = clock()
     run_steps(steps)
     times.append((clock() - start) / steps)
-  return times
-
-
-def median_step_seconds(run_steps: Callable[[int], None], warmup: int, steps: int,
-                        repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
-  """Median seconds per step (:func:`repeat_seconds`)."""
-  return statistics.median(repeat_seconds(run_steps, warmup, steps, repeats, clock))
+  return statistics.median(times)
 
 
 def single_calls(call: Callable[[], None], calls: int,
@@ -148,14 +141,6 @@ def single_calls(call: Callable[[], None], calls: int,
 def median_p90(times: list[float]) -> tuple[float, float]:
   times = sorted(times)
   return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
-
-
-def call_latencies(call: Callable[[], None], warmup: int, calls: int,
-                   clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
-  """(median, 90th percentile) seconds of ``calls`` single calls after ``warmup`` calls."""
-  for _ in range(warmup):
-    call()
-  return median_p90(single_calls(call, calls, clock))
 
 
 def paired_ratio(ours_ms: list[float], theirs_ms: list[float]) -> float:
