@@ -329,9 +329,15 @@ def time_steps(case: Case, run_steps: Callable[[int], None], warmup: int, steps:
     calls += single
     if between:
       between()
+  return (*step_seconds(case, times, calls), times)
+
+
+def step_seconds(case: Case, times: list[float], calls: list[float]) -> tuple[float, float | None]:
+  """(seconds per step, 90th percentile or None) of timed repeats: the median repeat, or in
+  latency mode the median and 90th percentile of every single call."""
   if case.mode == 'latency':
-    return (*median_p90(calls), times)
-  return statistics.median(times), None, times
+    return median_p90(calls)
+  return statistics.median(times), None
 
 
 class JaxSide:
@@ -375,8 +381,7 @@ class JaxSide:
   def result(self, bandwidth: float | None = None, paired: bool = False) -> Result:
     """The :class:`Result` of the repeats so far (``paired``: with each repeat's time)."""
     case, mesh = self.case, self.mesh
-    seconds, p90 = (median_p90(self.calls) if case.mode == 'latency' else
-                    (statistics.median(self.times), None))
+    seconds, p90 = step_seconds(case, self.times, self.calls)
     costed = self.compiled
     local = case.batch_size // mesh.size
     if case.mode != 'train' and forward_chunk(local, case.image_size, case.image_size,
@@ -594,20 +599,35 @@ def measure_timm(case: Case, compile_train: bool = True, warmup: int = 3, steps:
 _WORKER_FLAG = '--timm_worker'
 
 
+def _worker_command(case: Case, compile_train: bool, **request) -> list[str]:
+  """The command line of a timm worker process (:func:`measure_timm` with ``request``)."""
+  return [sys.executable, '-m', 'effnet_jax.tools.benchmark', _WORKER_FLAG,
+          json.dumps({'case': dataclasses.asdict(case), 'compile_train': compile_train,
+                      **request})]
+
+
+_WORKER_ENV = dict(TF_CPP_MIN_LOG_LEVEL='3')
+
+
+def _worker_result(stdout: str) -> Result | None:
+  """The :class:`Result` a worker printed last, or None where it printed nothing."""
+  lines = stdout.strip().splitlines()
+  if not lines:
+    return None
+  fields = json.loads(lines[-1])
+  return Result(**dict(fields, case=Case(**fields['case'])))
+
+
 def measure_timm_in_subprocess(case: Case, compile_train: bool = True, **timing) -> Result:
   """:func:`measure_timm` in a fresh process: PyTorch (its Triton) and TensorFlow (loaded for
   our side) bring clashing LLVM builds, and the two frameworks' thread pools stay apart."""
-  request = json.dumps({'case': dataclasses.asdict(case), 'compile_train': compile_train,
-                        **timing})
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-  done = subprocess.run([sys.executable, '-m', 'effnet_jax.tools.benchmark', _WORKER_FLAG,
-                         request], capture_output=True, text=True, env=env, check=False)
-  lines = done.stdout.strip().splitlines()
-  if done.returncode or not lines:
+  done = subprocess.run(_worker_command(case, compile_train, **timing), capture_output=True,
+                        text=True, env=dict(os.environ, **_WORKER_ENV), check=False)
+  result = None if done.returncode else _worker_result(done.stdout)
+  if result is None:
     raise RuntimeError(f'the timm measurement failed (exit {done.returncode}):\n'
                        f'{done.stderr[-3000:]}')
-  fields = json.loads(lines[-1])
-  return Result(**dict(fields, case=Case(**fields['case'])))
+  return result
 
 
 class TimmWorker:
@@ -618,13 +638,11 @@ class TimmWorker:
 
   def __init__(self, case: Case, compile_train: bool = True, **timing):
     import tempfile
-    request = json.dumps({'case': dataclasses.asdict(case), 'compile_train': compile_train,
-                          'interleaved': True, **timing})
     self._stderr = tempfile.TemporaryFile(mode='w+')  # a file: a full pipe would block it
     self._proc = subprocess.Popen(
-        [sys.executable, '-m', 'effnet_jax.tools.benchmark', _WORKER_FLAG, request],
+        _worker_command(case, compile_train, interleaved=True, **timing),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+        env=dict(os.environ, **_WORKER_ENV))
     self._expect('ready')
 
   def _failed(self) -> RuntimeError:
@@ -653,11 +671,10 @@ class TimmWorker:
 
   def result(self, bandwidth: float | None = None, paired: bool = True) -> Result:
     self._proc.stdin.close()
-    lines = self._proc.stdout.read().strip().splitlines()
-    if self._proc.wait() or not lines:
+    result = _worker_result(self._proc.stdout.read())
+    if self._proc.wait() or result is None:
       raise self._failed()
-    fields = json.loads(lines[-1])
-    return Result(**dict(fields, case=Case(**fields['case'])))
+    return result
 
 
 def _timm_worker(request: str) -> int:
