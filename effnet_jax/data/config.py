@@ -46,6 +46,10 @@ class DataConfig:
       raise ValueError(f'shuffle_buffer={self.shuffle_buffer}: expected >= 1')
     if self.max_image_pixels < 1:
       raise ValueError(f'max_image_pixels={self.max_image_pixels}: expected >= 1')
+    for field in ('data_dir', 'manual_dir', 'train_folder', 'eval_folder'):
+      # an empty path (a shell variable that was not set) would be the working directory
+      if getattr(self, field) == '':
+        raise ValueError(f'{field} is an empty string: give a directory, or leave it unset')
 
 
 @dataclasses.dataclass(frozen=True)

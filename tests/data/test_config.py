@@ -6,7 +6,8 @@ from effnet_jax.data import DataConfig, Preprocessing
 
 @pytest.mark.parametrize('field, value', [
     ('source', 'hub'), ('on_bad_image', 'ignore'), ('shuffle_buffer', 0),
-    ('max_image_pixels', 0)])
+    ('max_image_pixels', 0), ('data_dir', ''), ('manual_dir', ''), ('train_folder', ''),
+    ('eval_folder', '')])
 def test_data_config_rejects(field, value):
   with pytest.raises(ValueError, match=field):
     DataConfig(**{field: value})

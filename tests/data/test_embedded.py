@@ -66,3 +66,21 @@ def test_in_memory_shards_are_read_once_per_process(embedded_data_dir, monkeypat
   shard('test[96:128]')  # evicts test[64:96], the least recently used
   shard('test[64:96]')
   assert len(reads) == 4
+
+
+def test_in_memory_shards_read_in_batches_equal_tfds_as_dataset(embedded_data_dir):
+  """The in-memory read (records parsed a batch at a time, the Image feature's batch decoder)
+  gives as_dataset's arrays, for whole splits, slices and each process's share."""
+  from effnet_jax.data import tfds_data
+  builder = embedded.fashion_mnist_builder(embedded_data_dir)
+  for split, processes in (('test', 1), ('test[100:2100]', 3), ('train[:5%]', 2)):
+    source = tfds_data.TfdsSplit(builder, split, cache=True)
+    for p in range(processes):
+      subsplit = source._subsplit(p, processes)
+      batches = list(source._batched_records(subsplit).as_numpy_iterator())
+      (reference,) = tfds.as_numpy(source._as_dataset(subsplit, True).batch(100_000))
+      for key in ('image', 'label'):
+        got = np.concatenate([b[key] for b in batches])
+        assert got.dtype == reference[key].dtype and got.shape == reference[key].shape
+        np.testing.assert_array_equal(got, reference[key])
+  assert source._read(subsplit).num_examples == 3000 // 2
