@@ -206,7 +206,8 @@ def test_modules_are_plain_flax():
 
 @pytest.mark.parametrize('padding', ['same', 'symmetric'])
 @pytest.mark.parametrize('size, kernel_size, stride', [(8, 3, 1), (8, 3, 2), (7, 5, 2), (9, 5, 1),
-                                                       (6, 3, 2)])
+                                                       (6, 3, 2), (1, 5, 1), (2, 5, 1), (2, 5, 2),
+                                                       (1, 3, 1), (3, 5, 2)])
 def test_unrolled_depthwise_equals_grouped_conv(padding, size, kernel_size, stride):
   x = jax.random.normal(jax.random.key(0), (2, size, size, 5))
   make = lambda impl: DepthwiseConv(kernel_size, stride, LayerConfig(padding=padding,
@@ -222,6 +223,15 @@ def test_unrolled_depthwise_equals_grouped_conv(padding, size, kernel_size, stri
     grads = jax.grad(loss(impl), argnums=(0, 1))(variables, x)
     ref = jax.grad(loss('xla'), argnums=(0, 1))(variables, x)
     chex.assert_trees_all_close(grads, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_taps_that_read_only_padding_are_left_out():
+  from effnet_jax.models.layers import live_taps
+  assert live_taps(1, 5, 1, (2, 2)) == [2]  # a 1x1 map: the centre tap only
+  assert live_taps(2, 5, 1, (2, 2)) == [1, 2, 3]
+  assert live_taps(2, 5, 2, (1, 2)) == [1, 2]  # TF SAME, stride 2
+  assert live_taps(8, 3, 1, (1, 1)) == [0, 1, 2]
+  assert live_taps(9, 5, 2, (2, 2)) == [0, 1, 2, 3, 4]
 
 
 def test_renamed_metadata_fields_name_their_new_spelling_and_old_saved_ones_still_read():
