@@ -68,10 +68,12 @@ step() {
 }
 
 if [ "$smoke" = 1 ]; then
-  # tiny: B0 scaled by phi=-10 at 32 px with the grouped depthwise conv and XLA's backend
-  # optimizations off (both compile about twice as fast on a CPU); the trainer on 4 steps
+  # tiny: B0 scaled by phi=-10, its first two stages of one block each, at 32 px with the
+  # grouped depthwise conv and XLA's backend optimizations off (each of these compiles faster on
+  # a CPU); the trainer on 4 steps
   export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0"
-  model_flags=(--override phi=-10 --override depthwise_impl=xla)
+  stages='[["ir_r1_k3_s2_e1_c16_se0.25"], ["ir_r1_k3_s2_e6_c24_se0.25"]]'
+  model_flags=(--override phi=-10 --override depthwise_impl=xla --override "stages=$stages")
   check_flags=(--batch_size 4 --image_size 32 --bf16_steps 2)
   b0=(--case efficientnet_b0:train:8:32 --case efficientnet_b0:infer:8:32)
   warm=(--case efficientnet_b0:train:8:32)
@@ -80,7 +82,7 @@ if [ "$smoke" = 1 ]; then
   timing=(--warmup 1 --steps 2 --repeats 1)
   timm=()
   job=(--config.num_train_steps=4 --config.batch_size=16 --config.eval_batch_size=64
-       --config.model_overrides.depthwise_impl=xla
+       --config.model_overrides.depthwise_impl=xla "--config.model_overrides.stages=$stages"
        --config.data.eval_split=test[:64] --config.log_every_steps=2
        --config.checkpoint_every_steps=100)
   curriculum=(--config.curriculum.image_sizes=24,32)

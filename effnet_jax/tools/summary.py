@@ -88,15 +88,22 @@ def summarize(name: str, image_size: int | None = None) -> str:
   return '\n'.join(lines)
 
 
-def zoo_table() -> str:
-  """A markdown table of every registered model beside the published numbers."""
+def model_numbers(name: str) -> tuple[int, int]:
+  """``(parameters, MACs of one image at the eval size)`` of a registered model (one abstract
+  trace)."""
+  variables, macs = profile(create_model(name), get_model_config(name).eval_image_size)
+  return count_params(variables['params']), macs
+
+
+def zoo_table(numbers=model_numbers) -> str:
+  """A markdown table of every registered model beside the published numbers (``numbers``:
+  :func:`model_numbers` or a function giving the same)."""
   head = ('| model | params | reference params | paper params | GMACs @ eval | reference GMACs '
           '| paper FLOPs | top-1 (published) | train / eval px |')
   lines = [head, '|' + ' --- |' * 9]
   for name in list_models():
     config = get_model_config(name)
-    variables, macs = profile(create_model(name), config.eval_image_size)
-    params = count_params(variables['params'])
+    params, macs = numbers(name)
     macs /= 1e9
     pub = PUBLISHED[name]
     match = '' if params == pub.params else ' (differs)'
@@ -232,9 +239,10 @@ model family: docs/reference.md, 'Published numbers'.
 """
 
 
-def models_md() -> str:
-  """docs/models.md: the families, every registered model, every pretrained tag."""
-  return '\n'.join([DOC_HEADER, zoo_table(), PRETRAINED_HEADER, pretrained_table()]) + '\n'
+def models_md(numbers=model_numbers) -> str:
+  """docs/models.md: the families, every registered model (``numbers``: see :func:`zoo_table`),
+  every pretrained tag."""
+  return '\n'.join([DOC_HEADER, zoo_table(numbers), PRETRAINED_HEADER, pretrained_table()]) + '\n'
 
 
 def main(argv=None) -> int:

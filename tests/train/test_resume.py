@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import time
 
 import numpy as np
@@ -14,6 +15,7 @@ from effnet_jax import checkpoints as ckpt_lib
 from effnet_jax.data import DataError
 from effnet_jax.pretrained import load_pretrained, load_pretrained_with_meta
 from effnet_jax.train import loop
+from effnet_jax.train.loop import PREEMPTED_EXIT_CODE
 from effnet_jax.train.evaluation import evaluate_sizes
 from effnet_jax.train.metrics import MetricsError, eval_scores
 from test_loop import run_main, saved_state, tiny_config
@@ -169,25 +171,28 @@ def test_readers_never_write_not_even_on_a_mistyped_path(trained, tmp_path):
 @pytest.mark.long
 def test_a_reader_works_while_the_run_saves_every_step(tmp_path, embedded_data_dir):
   """load_pretrained of a workdir, in a loop, while the run saves asynchronously every step
-  (and removes older steps): every read succeeds and the run finishes."""
+  (and removes older steps): every read succeeds, and the run, stopped by SIGTERM once the
+  reader has read several of its steps, saves its last step and ends as a preempted run."""
   workdir = str(tmp_path / 'live')
-  # 60 steps: on a loaded 2-core machine one read can take as long as 30 steps of the run
   proc = run_main(workdir, embedded_data_dir,
-                  ['--config.num_train_steps=60', '--config.checkpoint_every_steps=1',
+                  ['--config.num_train_steps=100000', '--config.checkpoint_every_steps=1',
                    '--config.async_checkpoints=True', '--config.keep_checkpoints=2'], wait=False)
   checkpoints = os.path.join(workdir, 'checkpoints')
-  reads, steps = 0, set()
-  while proc.poll() is None:
+  reads, steps, start = 0, set(), time.time()
+  while proc.poll() is None and (reads < 3 or len(steps) < 3):
+    assert time.time() - start < 300, 'timed out'
     if not os.path.isdir(checkpoints) or not ckpt_lib.finished_steps(checkpoints):
       time.sleep(0.05)
       continue
     _, _, meta, _ = load_pretrained_with_meta(workdir)
     reads += 1
     steps.add(meta['source']['step'])
-  out = proc.stdout.read()
-  assert proc.returncode == 0, out
-  assert 'final: step 60' in out and ckpt_lib.finished_steps(checkpoints)[-1] == 60
-  assert reads >= 3 and len(steps) >= 2, (reads, steps)  # it read while the run went on
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == PREEMPTED_EXIT_CODE, out
+  last = ckpt_lib.finished_steps(checkpoints)[-1]
+  assert f'SIGTERM: saved step {last}' in out and last > max(steps), (out, steps)
+  assert load_pretrained_with_meta(workdir)[2]['source']['step'] == last
 
 
 def test_a_failing_evaluation_loses_no_training(tmp_path, embedded_data_dir, monkeypatch):
