@@ -206,7 +206,48 @@ class PointwiseConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x, kernel = cast_with_kernel(self, x, conv_init, (1, 1, x.shape[-1], self.features))
-    return jax.lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)), ((), ())))
+    return pointwise(x, kernel[0, 0])
+
+
+def _channels_dot(x: jax.Array, w: jax.Array) -> jax.Array:
+  return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+def _varying_axes(a: jax.Array) -> frozenset:
+  """The shard_map mesh axes along which ``a`` varies (empty outside shard_map)."""
+  aval = jax.typeof(a)
+  vma = getattr(aval, 'vma', None)  # the attribute's name in other JAX releases
+  return frozenset(vma if vma is not None else aval.manual_axis_type.varying)
+
+
+@jax.custom_vjp
+def pointwise(x: jax.Array, w: jax.Array) -> jax.Array:
+  """``x [..., C_in] @ w [C_in, C_out]``, whose kernel gradient is computed as
+  ``(g^T x)^T``: the gradient's rows against the input's, with the small [C_out, C_in] result
+  transposed, where JAX's own rule gives ``x^T g``, for which XLA:CPU copied the larger
+  gradient into a transposed layout and ran the product outside its fast GEMM library (the B0
+  train step at 32 px took 0.91-0.94x the time with this rule). The same sums."""
+  return _channels_dot(x, w)
+
+
+def _pointwise_fwd(x, w):
+  return _channels_dot(x, w), (x, w)
+
+
+def _pointwise_bwd(residuals, g):
+  x, w = residuals
+  dx = jax.lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))
+  rows = lambda a: a.reshape(-1, a.shape[-1])
+  dw = jax.lax.dot_general(rows(g), rows(x), (((0,), (0,)), ((), ()))).T
+  # Inside shard_map a replicated kernel's gradient is summed over the mesh axes along which the
+  # input varies, as JAX's own rule does (the transpose of the implicit pvary of the kernel).
+  summed = tuple(sorted(_varying_axes(dw) - _varying_axes(w)))
+  if summed:
+    dw = jax.lax.psum(dw, summed)
+  return dx, dw
+
+
+pointwise.defvjp(_pointwise_fwd, _pointwise_bwd)
 
 
 def resolve_impl(impl: str, cpu: str, other: str, choices: tuple[str, ...], name: str) -> str:

@@ -225,6 +225,25 @@ def test_unrolled_depthwise_equals_grouped_conv(padding, size, kernel_size, stri
     chex.assert_trees_all_close(grads, ref, rtol=1e-4, atol=1e-5)
 
 
+def test_pointwise_gradient_rule_equals_jaxs_alone_and_inside_shard_map():
+  """layers.pointwise's kernel gradient, (g^T x)^T, is JAX's own x^T g; inside shard_map the
+  replicated kernel's gradient is summed over the mesh as JAX's rule sums it."""
+  from jax.sharding import Mesh, PartitionSpec as P
+
+  from effnet_jax.models.layers import _channels_dot, pointwise
+  x = jax.random.normal(jax.random.key(0), (4, 5, 5, 6))
+  w = jax.random.normal(jax.random.key(1), (6, 3))
+  grad = lambda f: jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))
+  chex.assert_trees_all_close(grad(pointwise)(x, w), grad(_channels_dot)(x, w), rtol=1e-5,
+                              atol=1e-6)
+  mesh = Mesh(np.array(jax.devices()[:2]), ('d',))
+  sharded = lambda f: jax.jit(jax.shard_map(grad(f), mesh=mesh, in_specs=(P('d'), P()),
+                                            out_specs=(P('d'), P())))
+  ours, reference = sharded(pointwise)(x, w), sharded(_channels_dot)(x, w)
+  chex.assert_trees_all_close(ours, reference, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(ours[1], grad(_channels_dot)(x, w)[1], rtol=1e-5, atol=1e-5)
+
+
 def test_taps_that_read_only_padding_are_left_out():
   from effnet_jax.models.layers import live_taps
   assert live_taps(1, 5, 1, (2, 2)) == [2]  # a 1x1 map: the centre tap only
