@@ -118,3 +118,18 @@ def test_host_pipeline_sends_uint8_before_randaugment():
 def test_autoaugment_on_device_is_an_error():
   with pytest.raises(ValueError, match='RandAugment only'):
     Preprocessing(image_size=8, eval_image_size=8, augment='autoaugment', augment_on_device=True)
+
+
+def test_loop_and_vmap_give_the_same_images():
+  """The CPU's loop (only the chosen op runs) and the accelerators' vmap (every op, then a
+  select) are one function of the key; 'auto' on this backend is one of them."""
+  images = jnp.asarray(random_image((24, 12, 10, 3)))
+  key = jax.random.key(11)
+  out = {impl: np.asarray(jax.jit(
+      lambda k, x, impl=impl: device_augment.randaugment(k, x, 2, 9.0, impl))(key, images))
+      for impl in device_augment.IMPLS}
+  np.testing.assert_array_equal(out['loop'], out['vmap'])
+  np.testing.assert_array_equal(out['auto'], out['vmap'])
+  assert not np.array_equal(out['loop'], np.asarray(images))
+  with pytest.raises(ValueError, match='impl'):
+    device_augment.randaugment(key, images, 2, 9.0, 'scan')
