@@ -162,8 +162,22 @@ def _listing(read: Callable[[], Any], attempts: int = 10):
         raise
 
 
+# Replicated arrays (the data-parallel train state) are written by all their replicas at once,
+# each a slice (Orbax's replica-parallel save), only where a replica's slice holds at least this
+# many bytes; a smaller array is written whole by one replica. Each slice is a device op compiled
+# for its shape on first use: slicing every array cost the first save of a 300-array state on 4
+# CPU devices 5.7 s (0.6 s with the threshold), for arrays that take microseconds to write.
+MIN_REPLICA_SLICE_BYTES = 1 << 20
+_array_handler = None
+
+
 def item_handlers() -> dict[str, ocp.CheckpointHandler]:
   """The two items of a checkpoint: the train state (a pytree) and the run record (JSON)."""
+  global _array_handler
+  if ocp.type_handlers.get_type_handler(jax.Array) is not _array_handler:
+    _array_handler = ocp.type_handlers.ArrayHandler(
+        min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES)
+    ocp.type_handlers.register_type_handler(jax.Array, _array_handler, override=True)
   return {'state': ocp.StandardCheckpointHandler(), 'run': ocp.JsonCheckpointHandler()}
 
 
