@@ -50,9 +50,8 @@ def fill_like(abstract, seed=0):
   Host-side numpy is much faster than jitting ``model.init`` for the 100-500M-parameter variants;
   ``model.init`` itself is covered in test_network.py. Every leaf is one block of normal draws,
   read from a random offset on (wrapping round), scaled and tiled (drawing 480M fresh normals for
-  efficientnet_l2 alone takes ~15 s; tiling the scaled block into the leaf, 2 s). A leaf reads
-  only as much of the block as it holds: rolling the whole 4 MB block for each of a model's
-  hundreds of small leaves had cost 2 s per model.
+  efficientnet_l2 alone takes ~15 s; tiling the scaled block into the leaf, 2 s); a leaf smaller
+  than the block scales only the part it takes.
   """
   rng = np.random.default_rng(seed)
   block = rng.standard_normal(1 << 20, np.float32)
