@@ -27,9 +27,11 @@ README = os.path.join(ROOT, 'README.md')
 
 # The training commands run without training steps: the config, the data, the model (from its
 # init_from weights), a checkpoint and an evaluation, as written; the train step itself is the
-# trainer tests' (tests/train/).
+# trainer tests' (tests/train/). TINY_EVAL: the embedded data set's evaluation on a tenth of its
+# test split (the whole of it, twice: raw and EMA weights, was most of such a command's time).
 TINY_TRAINING = ('--config.num_train_steps=0 --config.eval_batch_size=500 '
                  '--config.progress_bar=False --config.tensorboard=False')
+TINY_EVAL = '--config.data.eval_split=test[:1000]'
 TINY_INPUT = '--config.input.image_size=32 --config.input.eval_image_size=32'
 NETWORK = 'installs packages from PyPI (tests/test_package.py installs the wheel offline)'
 
@@ -38,12 +40,14 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     'launch/setup.sh': (None, 'the set-up CI runs before the suite'),
     'launch/setup.sh --interop': (None, 'the set-up CI runs before the suite'),
     '.venv/bin/python -m pytest': (None, 'the suite itself'),
-    '.venv/bin/python -m effnet_jax.main': (f'--workdir {{ws}}/default {TINY_TRAINING}', ''),
+    '.venv/bin/python -m effnet_jax.main': (f'--workdir {{ws}}/default {TINY_TRAINING} '
+                                            f'{TINY_EVAL}', ''),
     '.venv/bin/python -m effnet_jax.main --config configs/efficientnet.py:variant=b0 '
     '--workdir /ckpt/b0 --config.data.manual_dir=/data/imagenet':
         (None, 'needs the ImageNet tar files'),
     '.venv/bin/python -m effnet_jax.main --config configs/rexnet.py:variant=100,data=embedded '
-    '--workdir /tmp/rx': (f'{TINY_TRAINING} {TINY_INPUT} --config.model_overrides.depth_mult=0.34 '
+    '--workdir /tmp/rx': (f'{TINY_TRAINING} {TINY_INPUT} {TINY_EVAL} '
+                          '--config.model_overrides.depth_mult=0.34 '
                           '--config.model_overrides.width_mult=0.5', ''),
     '.venv/bin/python -m effnet_jax.tools.convert --source timm --arch tf_efficientnet_b0 '
     '--input model.safetensors --output /weights/b0': ('', ''),
