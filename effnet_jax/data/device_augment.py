@@ -9,7 +9,7 @@ random stream: the op choice, random signs and cutout positions come from the st
 (fold of seed, step and device), not from the host's per-example TF seed.
 
 Each image draws its own op per layer. How the batch is walked depends on the backend
-(``lax.platform_dependent``, both ways give the same bits):
+(``impl='auto'``, resolved as the models' ``*_impl`` options are; both ways give the same bits):
 
 * accelerators: ``vmap``, where the 16-way ``lax.switch`` becomes a select over all 16 results —
   every op on every image, a few elementwise passes each, cheap next to the network;
@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from effnet_jax.data.augment_levels import (FILL, MAX_LEVEL, RANDAUGMENT_CONSTANTS,
                                             SHEAR_TRANSLATE, rotation_coefficients)
+from effnet_jax.models.layers import resolve_impl
 
 _GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale
 
@@ -217,7 +218,7 @@ def randaugment_image(key: jax.Array, image: jax.Array, num_layers: int,
   return image
 
 
-IMPLS = ('auto', 'loop', 'vmap')
+IMPLS = ('loop', 'vmap')
 
 
 def randaugment(key: jax.Array, images: jax.Array, num_layers: int, magnitude: float,
@@ -228,24 +229,15 @@ def randaugment(key: jax.Array, images: jax.Array, num_layers: int, magnitude: f
   (every op on every image, then a select), 'auto' (the loop on the CPU, vmap elsewhere)."""
   if images.dtype != jnp.uint8:
     raise TypeError(f'device RandAugment takes uint8 images, got {images.dtype}')
-  if impl not in IMPLS:
-    raise ValueError(f'RandAugment impl {impl!r}: expected one of {IMPLS}')
+  impl = resolve_impl(impl, 'loop', 'vmap', IMPLS, 'RandAugment impl')
   keys = jax.random.split(key, images.shape[0])
 
   def one(key, image):
     return randaugment_image(key, image, num_layers, magnitude)
 
-  def loop(keys, images):
-    return jax.lax.map(lambda pair: one(*pair), (keys, images))
-
-  def batched(keys, images):
-    return jax.vmap(one)(keys, images)
-
   if impl == 'loop':
-    return loop(keys, images)
-  if impl == 'vmap':
-    return batched(keys, images)
-  return jax.lax.platform_dependent(keys, images, cpu=loop, default=batched)
+    return jax.lax.map(lambda pair: one(*pair), (keys, images))
+  return jax.vmap(one)(keys, images)
 
 
 def normalize(images: jax.Array, mean: tuple, std: tuple) -> jax.Array:
