@@ -15,8 +15,9 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # layer (a package under effnet_jax/ or a top-level module) -> the effnet_jax modules its code
 # may import (a name allows the module and everything under it).
 ALLOWED = {
-    'models': ('effnet_jax.models',),
-    'data': ('effnet_jax.data', 'effnet_jax.pixel_limit'),
+    'models': ('effnet_jax.models', 'effnet_jax.impls'),
+    'data': ('effnet_jax.data', 'effnet_jax.pixel_limit', 'effnet_jax.impls'),
+    'impls.py': (),
     'checkpoints.py': (),
     'pretrained.py': ('effnet_jax.models', 'effnet_jax.checkpoints', 'effnet_jax.hub'),
     # released weights by name: fetched, then converted by the converter

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from effnet_jax.data.augment_levels import (FILL, MAX_LEVEL, RANDAUGMENT_CONSTANTS,
                                             SHEAR_TRANSLATE, rotation_coefficients)
-from effnet_jax.models.layers import resolve_impl
+from effnet_jax.impls import resolve_impl
 
 _GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale
 

@@ -9,6 +9,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from effnet_jax.impls import resolve_impl
+
 Dtype = Any
 
 PADDINGS = ('same', 'symmetric')
@@ -248,15 +250,6 @@ def _pointwise_bwd(residuals, g):
 
 
 pointwise.defvjp(_pointwise_fwd, _pointwise_bwd)
-
-
-def resolve_impl(impl: str, cpu: str, other: str, choices: tuple[str, ...], name: str) -> str:
-  """``impl``, with ``auto`` resolved by the default backend (``cpu`` on the CPU)."""
-  if impl == 'auto':
-    return cpu if jax.default_backend() == 'cpu' else other
-  if impl not in choices:
-    raise ValueError(f'unknown {name} {impl!r}; expected one of {choices}')
-  return impl
 
 
 def batch_norm(cfg: LayerConfig, train: bool, name: str) -> nn.BatchNorm:
