@@ -18,6 +18,8 @@
 #   bench_warm   the B0 train step again from the filled cache: the warm compile time
 #   embedded     the embedded default job (configs/default.py) in bf16: test top-1, wall time
 #   curriculum   a two-bucket curriculum run of the same job: its compile events
+#   randaugment  device RandAugment on 256 images of 224 px, lax.map vs vmap: which one is
+#                faster here, and whether 'auto' picks it (randaugment.json)
 #   bench_v2s    V2-S@300 bs128 train beside timm (bench_v2s.json)
 #   bench_rexnet ReXNet-1.0@224 bs256 train beside timm (bench_rexnet.json)
 #   summary      summary.md: every target with the measured value and whether it is met
@@ -86,8 +88,9 @@ if [ "$smoke" = 1 ]; then
        --config.data.eval_split=test[:64] --config.log_every_steps=2
        --config.checkpoint_every_steps=100)
   curriculum=(--config.curriculum.image_sizes=24,32)
+  randaugment=(--batch_size 8 --image_size 32 --repeats 3)
   limits=(env=120 checks=600 bench_b0=600 bench_warm=600 embedded=600 curriculum=600
-          bench_v2s=600 bench_rexnet=600)
+          randaugment=600 bench_v2s=600 bench_rexnet=600)
   deadline="${DEADLINE:-3600}"
 else
   # the checks on a scaled B0 (phi=-6) at 64 px: correctness, with few convolutions to autotune
@@ -101,8 +104,9 @@ else
   timm=(--vs_timm)
   job=()
   curriculum=(--config.num_epochs=1)
+  randaugment=(--batch_size 256 --image_size 224 --repeats 10)
   limits=(env=60 checks=120 bench_b0=200 bench_warm=60 embedded=150 curriculum=90
-          bench_v2s=150 bench_rexnet=120)
+          randaugment=60 bench_v2s=150 bench_rexnet=120)
   deadline="${DEADLINE:-560}"
 fi
 read -r -a extra <<< "${JOB_FLAGS:-}"
@@ -136,6 +140,8 @@ step embedded "$(limit embedded)" "$python" -m effnet_jax.main --config configs/
 step curriculum "$(limit curriculum)" "$python" -m effnet_jax.main --config configs/default.py \
   --workdir "$out/curriculum" --config.dtype=bfloat16 --config.curriculum.num_stages=2 \
   "${curriculum[@]}" "${job[@]}" "${extra[@]}"
+step randaugment "$(limit randaugment)" "$python" -m effnet_jax.tools.device_check randaugment \
+  --out "$out" "${randaugment[@]}"
 bench bench_v2s "${v2s[@]}" "${timing[@]}" "${timm[@]}"
 bench bench_rexnet "${rexnet[@]}" "${timing[@]}" "${timm[@]}"
 step summary 60 "$python" -m effnet_jax.tools.device_check summary --out "$out"

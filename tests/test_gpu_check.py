@@ -9,8 +9,8 @@ from effnet_jax.tools import device_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'launch', 'gpu_check.sh')
-STEPS = ['env', 'checks', 'bench_b0', 'bench_warm', 'embedded', 'curriculum', 'bench_v2s',
-         'bench_rexnet', 'summary']
+STEPS = ['env', 'checks', 'bench_b0', 'bench_warm', 'embedded', 'curriculum', 'randaugment',
+         'bench_v2s', 'bench_rexnet', 'summary']
 
 
 def steps(out):
@@ -46,6 +46,10 @@ def test_smoke_mode_runs_every_step_and_summarizes_them(tmp_path, embedded_data_
   assert 'embedded default job in bf16, test top-1 | >= 90 % |' in summary
   assert 'Two-bucket curriculum run: 2 train-step compilations at [24, 32] px' in summary
   assert '| efficientnet_b0 train vs timm | >= 2.0x | not measured |' in summary  # no timm
+  augment = json.load(open(os.path.join(out, 'randaugment.json'), encoding='utf-8'))
+  assert augment['same_bits'] and augment['auto'] == 'loop' and set(augment['impls']) == {
+      'loop', 'vmap'}
+  assert "| device RandAugment 8x32 px, 'auto' = loop | the faster way, same bits | loop" in summary
 
 
 def test_a_failing_step_does_not_stop_the_others(tmp_path):
@@ -103,7 +107,13 @@ def test_summary_gives_each_target_its_verdict(tmp_path):
   assert '| B0 train step, share of HBM bandwidth | >= 70 % | 74 % | met |' in text
   assert '| bf16 | FAILED | ValueError: boom |' in text
   assert '| embedded default job in bf16, test top-1 | >= 90 % | - | not measured |' in text
+  assert "| device RandAugment, 'auto' | the faster way, same bits | not measured |" in text
   assert open(os.path.join(out, 'summary.md'), encoding='utf-8').read() == text
+  write(os.path.join(out, 'randaugment.json'), {
+      'batch_size': 256, 'image_size': 224, 'auto': 'vmap', 'same_bits': True, 'fastest': 'loop',
+      'impls': {'loop': {'median_ms': 3.0}, 'vmap': {'median_ms': 9.5}}})
+  assert ("| device RandAugment 256x224 px, 'auto' = vmap | the faster way, same bits | "
+          "loop 3.00 ms, vmap 9.50 ms; same bits | NOT met |") in device_check.summarize(out)
 
 
 @pytest.mark.parametrize('text', ['efficientnet_b0:train:8', 'efficientnet_b0:fit:8:32',

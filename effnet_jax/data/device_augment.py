@@ -12,7 +12,8 @@ Each image draws its own op per layer. How the batch is walked depends on the ba
 (``impl='auto'``, resolved as the models' ``*_impl`` options are; both ways give the same bits):
 
 * accelerators: ``vmap``, where the 16-way ``lax.switch`` becomes a select over all 16 results —
-  every op on every image, a few elementwise passes each, cheap next to the network;
+  every op on every image, a few elementwise passes each, expected to be cheap next to the
+  network (not yet measured on a GPU: launch/gpu_check.sh's ``randaugment`` step times both);
 * the CPU: ``lax.map``, a loop over the images in which XLA:CPU runs only the chosen branch of
   each switch. Computing all 16 ops cost 15-25 ms for 128 images of 32x32 (N=2, magnitude 9)
   and 270 ms for 32 images of 224x224 on the project's 2-core VM; the loop 2.6-3.3 and 18 ms.

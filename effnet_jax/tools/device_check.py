@@ -2,6 +2,7 @@
 
   python -m effnet_jax.tools.device_check env --out DIR       # env.json, env.txt
   python -m effnet_jax.tools.device_check checks --out DIR    # checks.json (exit 1: one failed)
+  python -m effnet_jax.tools.device_check randaugment --out DIR  # randaugment.json
   python -m effnet_jax.tools.device_check summary --out DIR   # summary.md from every result
 
 ``checks`` runs on the default backend (the GPU where there is one):
@@ -12,6 +13,11 @@
 * bf16: ``--bf16_steps`` train steps in bfloat16 on the device: every loss and parameter finite;
 * checkpoint: the device state saved with the trainer's Orbax manager, restored onto the device
   and compared leaf by leaf (values, dtypes, shardings on the device).
+
+``randaugment`` times device RandAugment (``data/device_augment.py``, N=2, magnitude 9) on a
+random uint8 batch both ways, ``lax.map`` over the images and ``vmap`` (every op on every image,
+then a select), checks that they give the same bits, and records which one ``impl='auto'`` picks
+on this backend: the summary says whether that is the faster one.
 
 ``summary`` reads what the other steps wrote (``bench_*.json``, the
 embedded job's and the curriculum run's workdirs, ``steps.tsv``) and writes ``summary.md``: each
@@ -217,6 +223,51 @@ def run_checks(out: str, model: str, batch_size: int, image_size: int, overrides
   return results
 
 
+# ---- randaugment ----
+
+def time_randaugment(out: str, batch_size: int, image_size: int, repeats: int,
+                     magnitude: float = 9.0, num_layers: int = 2) -> dict:
+  """Device RandAugment's two implementations on the default device: compile seconds, median
+  and fastest milliseconds per batch over ``repeats`` calls, the same bits, what 'auto' picks."""
+  import jax
+  import numpy as np
+  from effnet_jax.data import device_augment
+  from effnet_jax.impls import resolve_impl
+
+  images = jax.device_put(np.random.default_rng(0).integers(
+      0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8))
+  key = jax.random.key(0)
+  result = {'batch_size': batch_size, 'image_size': image_size, 'num_layers': num_layers,
+            'magnitude': magnitude, 'device_kind': jax.devices()[0].device_kind,
+            'auto': resolve_impl('auto', 'loop', 'vmap', device_augment.IMPLS, 'impl'),
+            'impls': {}}
+  outputs = {}
+  for impl in device_augment.IMPLS:
+    fn = jax.jit(lambda k, x, impl=impl: device_augment.randaugment(k, x, num_layers, magnitude,
+                                                                    impl=impl))
+    t0 = time.perf_counter()
+    compiled = fn.lower(key, images).compile()
+    compile_s = time.perf_counter() - t0
+    outputs[impl] = np.asarray(compiled(key, images))
+    times = []
+    for i in range(repeats):
+      t0 = time.perf_counter()
+      compiled(jax.random.fold_in(key, i + 1), images).block_until_ready()
+      times.append(time.perf_counter() - t0)
+    result['impls'][impl] = {'compile_s': compile_s, 'median_ms': 1e3 * float(np.median(times)),
+                             'min_ms': 1e3 * min(times)}
+    print(f'{impl}: compile {compile_s:.1f} s, median {result["impls"][impl]["median_ms"]:.2f} '
+          f'ms per batch of {batch_size}x{image_size} px', flush=True)
+  first, *others = outputs.values()
+  result['same_bits'] = all(np.array_equal(first, o) for o in others)
+  result['fastest'] = min(result['impls'], key=lambda i: result['impls'][i]['median_ms'])
+  print(f"same bits: {result['same_bits']}; fastest: {result['fastest']}; "
+        f"'auto' picks: {result['auto']}", flush=True)
+  with open(os.path.join(out, 'randaugment.json'), 'w', encoding='utf-8') as f:
+    json.dump(result, f, indent=1)
+  return result
+
+
 # ---- summary ----
 
 def _read_json(path: str):
@@ -308,6 +359,17 @@ def summarize(out: str) -> str:
   compiles = [r for r in _metrics(os.path.join(out, 'curriculum'))
               if r.get('event') == 'compile' and r.get('fn') == 'train_step']
   sizes = sorted({r['image_size'] for r in compiles})
+  augment = _read_json(os.path.join(out, 'randaugment.json'))
+  if augment:
+    impls = augment['impls']
+    shown = ', '.join(f'{impl} {impls[impl]["median_ms"]:.2f} ms' for impl in impls)
+    verdict = 'met' if augment['fastest'] == augment['auto'] and augment['same_bits'] else 'NOT met'
+    lines.append(f"| device RandAugment {augment['batch_size']}x{augment['image_size']} px, "
+                 f"'auto' = {augment['auto']} | the faster way, same bits | {shown}; "
+                 f"{'same' if augment['same_bits'] else 'DIFFERENT'} bits | {verdict} |")
+  else:
+    lines.append("| device RandAugment, 'auto' | the faster way, same bits | not measured | "
+                 "not measured |")
   lines += ['', f'Two-bucket curriculum run: {len(compiles)} train-step compilations at '
             f'{sizes} px: ' + ', '.join(f'{r["image_size"]} px {r["seconds"]:.1f} s'
                                         for r in compiles)]
@@ -319,7 +381,7 @@ def summarize(out: str) -> str:
 
 def main(argv=None) -> int:
   parser = cli.ArgumentParser(PROGRAM, description=__doc__.split('\n')[0])
-  parser.add_argument('what', choices=('env', 'checks', 'summary'))
+  parser.add_argument('what', choices=('env', 'checks', 'randaugment', 'summary'))
   parser.add_argument('--out', required=True, help='directory for the results')
   parser.add_argument('--model', default='efficientnet_b0')
   parser.add_argument('--batch_size', type=int, default=32)
@@ -327,6 +389,7 @@ def main(argv=None) -> int:
   parser.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
                       help='model override of the checks (repeatable), e.g. phi=-10')
   parser.add_argument('--bf16_steps', type=int, default=5)
+  parser.add_argument('--repeats', type=int, default=10, help='timed calls (randaugment)')
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   if args.what == 'env':
@@ -335,6 +398,9 @@ def main(argv=None) -> int:
     return 0
   if args.what == 'summary':
     print(summarize(args.out))
+    return 0
+  if args.what == 'randaugment':
+    time_randaugment(args.out, args.batch_size, args.image_size, args.repeats)
     return 0
   from effnet_jax.tools.benchmark import _parse_overrides
   try:
