@@ -222,6 +222,11 @@ def randaugment_image(key: jax.Array, image: jax.Array, num_layers: int,
 IMPLS = ('loop', 'vmap')
 
 
+def resolve(impl: str = 'auto') -> str:
+  """``impl`` with 'auto' resolved: 'loop' on the CPU backend, 'vmap' elsewhere."""
+  return resolve_impl(impl, 'loop', 'vmap', IMPLS, 'RandAugment impl')
+
+
 def randaugment(key: jax.Array, images: jax.Array, num_layers: int, magnitude: float,
                 impl: str = 'auto') -> jax.Array:
   """A uint8 [B, H, W, 3] batch, every image with its own ops (keys split from ``key``).
@@ -230,7 +235,7 @@ def randaugment(key: jax.Array, images: jax.Array, num_layers: int, magnitude: f
   (every op on every image, then a select), 'auto' (the loop on the CPU, vmap elsewhere)."""
   if images.dtype != jnp.uint8:
     raise TypeError(f'device RandAugment takes uint8 images, got {images.dtype}')
-  impl = resolve_impl(impl, 'loop', 'vmap', IMPLS, 'RandAugment impl')
+  impl = resolve(impl)
   keys = jax.random.split(key, images.shape[0])
 
   def one(key, image):

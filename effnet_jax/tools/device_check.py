@@ -232,14 +232,13 @@ def time_randaugment(out: str, batch_size: int, image_size: int, repeats: int,
   import jax
   import numpy as np
   from effnet_jax.data import device_augment
-  from effnet_jax.impls import resolve_impl
 
   images = jax.device_put(np.random.default_rng(0).integers(
       0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8))
   key = jax.random.key(0)
   result = {'batch_size': batch_size, 'image_size': image_size, 'num_layers': num_layers,
             'magnitude': magnitude, 'device_kind': jax.devices()[0].device_kind,
-            'auto': resolve_impl('auto', 'loop', 'vmap', device_augment.IMPLS, 'impl'),
+            'auto': device_augment.resolve('auto'),
             'impls': {}}
   outputs = {}
   for impl in device_augment.IMPLS:
@@ -400,6 +399,8 @@ def main(argv=None) -> int:
     print(summarize(args.out))
     return 0
   if args.what == 'randaugment':
+    if args.repeats < 1:
+      parser.error(f'--repeats must be at least 1, got {args.repeats}')
     time_randaugment(args.out, args.batch_size, args.image_size, args.repeats)
     return 0
   from effnet_jax.tools.benchmark import _parse_overrides
