@@ -123,3 +123,23 @@ def test_small_replicated_arrays_are_saved_whole_and_large_ones_by_every_replica
   rows = 4 * (MIN_REPLICA_SLICE_BYTES // (4 * 1013) + 1)  # 4 equal slices, each > the minimum
   large = {'big': jax.device_put(rng.normal(size=(rows, 1013)).astype(np.float32), replicated)}
   assert save(large, tmp_path / 'large') >= 2  # sliced: each replica writes its part
+
+
+def test_the_array_handler_is_registered_without_a_warning(caplog, monkeypatch):
+  """Registering the thresholded ArrayHandler replaces Orbax's own on purpose: Orbax's warning
+  about the override would otherwise be in the log of every run."""
+  import logging
+
+  import jax
+  import orbax.checkpoint as ocp
+
+  from effnet_jax import checkpoints
+
+  monkeypatch.setattr(checkpoints, '_array_handler', None)  # register it again
+  with caplog.at_level(logging.DEBUG):
+    checkpoints.item_handlers()
+  assert ocp.type_handlers.get_type_handler(jax.Array) is checkpoints._array_handler
+  assert [r.getMessage() for r in caplog.records if 'Type handler registry' in r.getMessage()] == []
+  with caplog.at_level(logging.DEBUG):  # other warnings of the same logger still get through
+    logging.getLogger('absl').warning('Type handler registry: another message')
+  assert caplog.records[-1].getMessage() == 'Type handler registry: another message'
