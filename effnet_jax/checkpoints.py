@@ -172,17 +172,6 @@ MIN_REPLICA_SLICE_BYTES = 1 << 20
 _array_handler = None
 
 
-class _DropMessage(logging.Filter):
-  """Drops the log records whose message starts with ``prefix``."""
-
-  def __init__(self, prefix: str):
-    super().__init__()
-    self.prefix = prefix
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith(self.prefix)
-
-
 def item_handlers() -> dict[str, ocp.CheckpointHandler]:
   """The two items of a checkpoint: the train state (a pytree) and the run record (JSON)."""
   global _array_handler
@@ -190,7 +179,8 @@ def item_handlers() -> dict[str, ocp.CheckpointHandler]:
     _array_handler = ocp.type_handlers.ArrayHandler(
         min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES)
     # the override is intended: keep Orbax from logging a warning about it on every run
-    quiet = _DropMessage('Type handler registry type')
+    def quiet(record: logging.LogRecord) -> bool:
+      return not record.getMessage().startswith('Type handler registry type')
     logging.getLogger('absl').addFilter(quiet)
     try:
       ocp.type_handlers.register_type_handler(jax.Array, _array_handler, override=True)

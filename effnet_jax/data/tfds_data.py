@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 
 import numpy as np
 import tensorflow as tf
@@ -11,6 +12,10 @@ from effnet_jax.data.config import DataError
 from effnet_jax.data.shards import IndexedShard, StreamedShard, in_memory_shard
 
 _LOAD_BATCH = 4096
+# TFDS's own batch decoder (decode_batch_example) reads FeatureConnector.dtype, which TFDS
+# deprecates: its warning, in the log of every run, is about TFDS's code, not a user's.
+logging.getLogger('absl').addFilter(
+    lambda record: not record.getMessage().startswith('`FeatureConnector.dtype` is deprecated'))
 # (builder data_dir, subsplit) -> the shard held in memory, least recently used first
 _LOADED: collections.OrderedDict[tuple[str, str], IndexedShard] = collections.OrderedDict()
 

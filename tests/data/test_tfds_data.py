@@ -110,3 +110,15 @@ def test_image_over_the_pixel_limit_stops_with_the_limit(mocked_tfds, cache):
     next(train_iterator(data, PREP, global_batch_size=8, seed=0))
   with pytest.raises(DataError, match=message):
     list(eval_iterator(data, PREP, global_batch_size=8))
+
+
+def test_tfds_own_deprecation_warning_is_not_in_the_log(caplog):
+  """TFDS's batch decoder trips TFDS's own FeatureConnector.dtype deprecation warning on every
+  run; loading the data package drops that one message from the absl log and nothing else."""
+  import logging
+
+  from effnet_jax.data import tfds_data  # noqa: F401  (installs the filter)
+  with caplog.at_level(logging.WARNING):
+    logging.getLogger('absl').warning('`FeatureConnector.dtype` is deprecated. Please change')
+    logging.getLogger('absl').warning('`FeatureConnector.shape` is deprecated.')
+  assert [r.getMessage() for r in caplog.records] == ['`FeatureConnector.shape` is deprecated.']
