@@ -355,9 +355,6 @@ def summarize(out: str) -> str:
   lines.append(f'| embedded default job in bf16, test top-1 | >= 90 % | '
                f'{"-" if top1 is None else f"{100 * top1:.2f} % in {wall:.0f} s"} | '
                f'{_verdict(top1, TARGETS["embedded_top1"])} |')
-  compiles = [r for r in _metrics(os.path.join(out, 'curriculum'))
-              if r.get('event') == 'compile' and r.get('fn') == 'train_step']
-  sizes = sorted({r['image_size'] for r in compiles})
   augment = _read_json(os.path.join(out, 'randaugment.json'))
   if augment:
     impls = augment['impls']
@@ -369,6 +366,9 @@ def summarize(out: str) -> str:
   else:
     lines.append("| device RandAugment, 'auto' | the faster way, same bits | not measured | "
                  "not measured |")
+  compiles = [r for r in _metrics(os.path.join(out, 'curriculum'))
+              if r.get('event') == 'compile' and r.get('fn') == 'train_step']
+  sizes = sorted({r['image_size'] for r in compiles})
   lines += ['', f'Two-bucket curriculum run: {len(compiles)} train-step compilations at '
             f'{sizes} px: ' + ', '.join(f'{r["image_size"]} px {r["seconds"]:.1f} s'
                                         for r in compiles)]
