@@ -232,6 +232,7 @@ def time_randaugment(out: str, batch_size: int, image_size: int, repeats: int,
   import jax
   import numpy as np
   from effnet_jax.data import device_augment
+  from effnet_jax.tools.benchmark import single_calls
 
   images = jax.device_put(np.random.default_rng(0).integers(
       0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8))
@@ -248,11 +249,8 @@ def time_randaugment(out: str, batch_size: int, image_size: int, repeats: int,
     compiled = fn.lower(key, images).compile()
     compile_s = time.perf_counter() - t0
     outputs[impl] = np.asarray(compiled(key, images))
-    times = []
-    for i in range(repeats):
-      t0 = time.perf_counter()
-      compiled(jax.random.fold_in(key, i + 1), images).block_until_ready()
-      times.append(time.perf_counter() - t0)
+    keys = iter(jax.random.split(key, repeats))  # each call draws other ops
+    times = single_calls(lambda: compiled(next(keys), images).block_until_ready(), repeats)
     result['impls'][impl] = {'compile_s': compile_s, 'median_ms': 1e3 * float(np.median(times)),
                              'min_ms': 1e3 * min(times)}
     print(f'{impl}: compile {compile_s:.1f} s, median {result["impls"][impl]["median_ms"]:.2f} '
